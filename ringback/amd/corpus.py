@@ -1,0 +1,306 @@
+"""A labelled AMD corpus that the project builds itself, reproducibly, from offline TTS and tones.
+
+The recipe (phrases, voice pools, noise kinds, beep frequencies, counts and the seed) was fixed
+before any tuning. The held-out split uses voices, noises and beep frequencies that the tuning
+split never uses. Every clip starts at the moment of answer, is 8 kHz int16, and has been through
+G.711 mu-law. Build once and cache: ``load_or_build(Path("bench/out/amd_corpus"))``.
+espeak-ng output depends on the order of synthesis within a process, so build in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+import ringback.tts as tts
+
+SR = 8000
+SEED = 20080801
+RECIPE_VERSION = 1
+Truth = Literal["human", "machine", "silence", "fax"]
+
+HUMAN_PHRASES = [
+    "Hello?", "Yeah?", "Hi.", "Hello.", "Yes?", "Hi, this is Dana.", "Hello, this is Mark.",
+    "Good morning, Acme Dental, this is Sam speaking.", "Hey, what's up?", "Speaking.", "Hello, who is this?",
+    "Yeah, hello?", "Hi there.", "Smith residence.", "Hello, Jennifer speaking.", "Yo.", "Good afternoon.",
+    "Hello, can I help you?", "Hi, it's Tom.", "Hello, Bob's Garage.", "Yes, hello?", "Uh, hello?",
+    "This is Maria.", "Good evening, how can I help?", "Hallo?",
+]
+MACHINE_GREETINGS = [
+    "Hi, you've reached John. I can't come to the phone right now. Please leave a message after the tone.",
+    "Hello, this is Sarah. Leave a message and I will call you back.",
+    "You have reached the voicemail of Michael Brown. Please leave your name, number and a brief message.",
+    "Hi! It's Kate. Sorry I missed you. Leave a message.",
+    "Thank you for calling Acme Dental. Our office is currently closed. Our hours are nine to five, Monday to Friday.",
+    "Hey, it's Dave, leave a message.",
+    "We're not home right now. Please leave a message at the beep.",
+    "Hello. You have reached five five five, one two three four. Please leave a message after the tone.",
+    "Hi, this is Dana. I am away from my desk. Please leave a message and I'll return your call as soon as possible.",
+    "Thanks for calling. Nobody is available to take your call. Please leave a message.",
+    "You've reached the Johnson family. We can't come to the phone right now, so leave a message after the beep.",
+    "Hello, you have reached Doctor Patel's office. If this is an emergency, please hang up and dial nine one one.",
+]
+CARRIER_GREETINGS = [
+    "The person you are trying to reach is not available. At the tone, please record your message. "
+    "When you have finished recording, you may hang up.",
+    "Your call has been forwarded to an automatic voice message system. Five five five, one two three four, "
+    "is not available. At the tone, please record your message.",
+    "The subscriber you have called is not available. Please leave a message after the tone.",
+    "The number you have dialed is not in service. Please check the number and try again.",
+]
+
+# Voice pools: (espeak language, variant). Held-out voices are never heard while tuning.
+TUNE_VOICES = [("en-us", v) for v in ("m1", "m2", "m3", "f1", "f2", "f3", "klatt", "Andy")] + [
+    ("en", "m4"), ("en", "f4"),
+]
+HELD_VOICES = [("en-gb-scotland", "m5"), ("en-029", "f5"), ("en-us-nyc", "m7"), ("en-gb-x-rp", "klatt3"),
+               ("en-us", "Alicia"), ("en-us", "m6")]
+TUNE_NOISES = ["none", "white", "pink"]
+HELD_NOISES = ["none", "brown", "hum", "babble"]
+TUNE_BEEPS = [400.0, 500.0, 800.0, 1000.0, 1400.0, 2000.0]
+HELD_BEEPS = [350.0, 650.0, 950.0, 1200.0, 1700.0, 2400.0]
+
+
+@dataclass
+class Clip:
+    name: str
+    split: Literal["tune", "heldout"]
+    truth: Truth
+    kind: str
+    beep_end_s: float | None
+    beep_hz: float | None
+    greeting_end_s: float | None
+    pcm: np.ndarray  # int16, 8 kHz, after G.711
+
+    def meta(self) -> dict[str, object]:
+        d = asdict(self)
+        d.pop("pcm")
+        return d
+
+
+# --- G.711 mu-law (the media package's codec when it exists) ------------------------------------
+
+def _mulaw_roundtrip(x: np.ndarray) -> np.ndarray:
+    try:
+        from ringback.media import g711  # type: ignore[attr-defined]
+
+        return np.asarray(g711.ulaw_decode(g711.ulaw_encode(x)), dtype=np.int16)
+    except (ImportError, AttributeError):
+        pass
+    # ITU-T G.711 mu-law, continuous form of the segment law, quantised to 8 bits.
+    f = np.clip(x.astype(np.float64) / 32768.0, -1.0, 1.0)
+    y = np.sign(f) * np.log1p(255.0 * np.abs(f)) / np.log1p(255.0)
+    q = np.round(y * 127.0) / 127.0
+    return np.clip(np.sign(q) * np.expm1(np.abs(q) * np.log1p(255.0)) / 255.0 * 32768.0, -32768, 32767).astype(
+        np.int16
+    )
+
+
+# --- signal pieces -----------------------------------------------------------------------------
+
+def _sil(s: float) -> np.ndarray:
+    return np.zeros(int(round(s * SR)), dtype=np.float64)
+
+
+def _tone(freqs: tuple[float, ...], s: float, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    n = int(round(s * SR))
+    t = np.arange(n) / SR
+    amp = 32768.0 * 10 ** (dbfs / 20.0) / len(freqs)
+    x = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in freqs) * amp
+    ramp = min(n // 2, int(0.005 * SR))  # 5 ms edges: real beeps are not clicks
+    if ramp:
+        env = np.ones(n)
+        env[:ramp] = np.linspace(0, 1, ramp)
+        env[-ramp:] = np.linspace(1, 0, ramp)
+        x = x * env
+    return np.asarray(x, dtype=np.float64)
+
+
+def _cadence(freqs: tuple[float, ...], on: float, off: float, total: float, dbfs: float,
+             rng: np.random.Generator) -> np.ndarray:
+    out: list[np.ndarray] = []
+    n = 0.0
+    while n < total:
+        out += [_tone(freqs, on, dbfs, rng), _sil(off)]
+        n += on + off
+    return np.concatenate(out)[: int(total * SR)]
+
+
+def _speech(text: str, voice: tuple[str, str], rate: int, pitch: int, dbfs: float) -> np.ndarray:
+    pcm = tts.synth(text, language=voice[0], variant=voice[1], rate=rate, pitch=pitch).astype(np.float64)
+    # Trim espeak's leading/trailing silence so labels are exact.
+    nz = np.flatnonzero(np.abs(pcm) > 64)
+    if nz.size:
+        pcm = pcm[nz[0] : nz[-1] + 1]
+    rms = np.sqrt(np.mean(pcm**2)) + 1e-9
+    return pcm * (32768.0 * 10 ** (dbfs / 20.0) / np.sqrt(2) / rms)
+
+
+def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: list[tuple[str, str]]) -> np.ndarray:
+    if kind == "none" or n == 0:
+        return np.zeros(n)
+    if kind == "white":
+        x = rng.standard_normal(n)
+    elif kind in ("pink", "brown"):
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0)
+        spec /= np.sqrt(f) if kind == "pink" else f
+        x = np.fft.irfft(spec, n)
+    elif kind == "hum":
+        t = np.arange(n) / SR
+        x = sum(np.sin(2 * np.pi * 60 * k * t) / k for k in (1, 2, 3, 5)) + 0.3 * rng.standard_normal(n)
+    elif kind == "babble":
+        # Distant chatter: several far voices summed, quiet and continuous.
+        parts = []
+        for i in range(4):
+            v = voices[int(rng.integers(len(voices)))]
+            s = _speech(" ".join(MACHINE_GREETINGS[(i * 3 + int(rng.integers(5))) % len(MACHINE_GREETINGS)]
+                                 .split()[:12]), v, 200, 50, -20)
+            reps = int(np.ceil(n / max(1, s.size))) + 1
+            s = np.tile(s, reps)
+            off = int(rng.integers(s.size - n)) if s.size > n else 0
+            parts.append(s[off : off + n])
+        x = np.sum(parts, axis=0)
+    else:
+        raise ValueError(kind)
+    x = np.asarray(x, dtype=np.float64)
+    return x * (32768.0 * 10 ** (dbfs / 20.0) / np.sqrt(2) / (np.sqrt(np.mean(x**2)) + 1e-9))
+
+
+# --- clip recipes --------------------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, split: Literal["tune", "heldout"], rng: np.random.Generator) -> None:
+        self.split = split
+        self.rng = rng
+        held = split == "heldout"
+        self.voices = HELD_VOICES if held else TUNE_VOICES
+        self.noises = HELD_NOISES if held else TUNE_NOISES
+        self.beeps = HELD_BEEPS if held else TUNE_BEEPS
+
+    def pick(self, seq: list) -> object:  # type: ignore[type-arg]
+        return seq[int(self.rng.integers(len(seq)))]
+
+    def voice_args(self) -> tuple[tuple[str, str], int, int, float]:
+        r = self.rng
+        return self.pick(self.voices), int(r.integers(130, 230)), int(r.integers(25, 80)), float(r.uniform(-32, -10))  # type: ignore[return-value]
+
+    def finish(self, name: str, truth: Truth, kind: str, x: np.ndarray, tail: float, beep_end: float | None = None,
+               beep_hz: float | None = None, greeting_end: float | None = None) -> Clip:
+        r = self.rng
+        x = np.concatenate([x, _sil(tail)])
+        nk = str(self.pick(self.noises))
+        level = float(r.uniform(-65, -42))
+        x = x + _noise(nk, x.size, level, r, self.voices)
+        gain_db = float(r.uniform(-6, 4))  # overall line level
+        x = np.clip(x * 10 ** (gain_db / 20), -32768, 32767)
+        pcm = _mulaw_roundtrip(x)
+        return Clip(name=f"{self.split}/{name}-{nk}", split=self.split, truth=truth, kind=kind,
+                    beep_end_s=beep_end, beep_hz=beep_hz, greeting_end_s=greeting_end, pcm=pcm)
+
+    def human(self, i: int) -> Clip:
+        r = self.rng
+        voice, rate, pitch, lvl = self.voice_args()
+        pre: list[np.ndarray] = []
+        kind = "person"
+        if r.random() < 0.15:  # ringback still heard at answer
+            pre.append(_cadence((440.0, 480.0), 2.0, 4.0, float(r.uniform(0.4, 2.0)), -20, r))
+            kind = "person-after-ringback"
+        pre.append(_sil(float(r.uniform(0.1, 1.0))))
+        phrase = str(self.pick(HUMAN_PHRASES))
+        body = [_speech(phrase, voice, rate, pitch, lvl)]
+        if r.random() < 0.15:  # hello ... hello?
+            body += [_sil(float(r.uniform(1.0, 2.0))), _speech("Hello?", voice, rate, pitch, lvl)]
+            kind = "person-hello-hello"
+        return self.finish(f"human{i:03d}", "human", kind, np.concatenate(pre + body), float(r.uniform(3.0, 5.0)))
+
+    def machine(self, i: int, carrier: bool = False) -> Clip:
+        r = self.rng
+        voice, rate, pitch, lvl = self.voice_args()
+        text = str(self.pick(CARRIER_GREETINGS if carrier else MACHINE_GREETINGS))
+        parts = [_sil(float(r.uniform(0.1, 1.0)))]
+        kind = "carrier" if carrier else "machine"
+        if carrier and "not in service" in text:  # SIT before an intercept message
+            for f, d in ((913.8, 0.274), (1370.6, 0.274), (1776.7, 0.38)):
+                parts.append(_tone((f,), d, -18, r))
+            parts.append(_sil(0.2))
+            kind = "intercept"
+        parts.append(_speech(text, voice, rate, pitch, lvl))
+        greeting_end = sum(p.size for p in parts) / SR
+        beep_end = beep_hz = None
+        if kind != "intercept" and r.random() < 0.6:
+            parts.append(_sil(float(r.uniform(0.1, 1.2))))
+            beep_hz = float(self.pick(self.beeps))
+            dur = float(r.choice([0.1, 0.2, 0.3, 0.5, 0.8, 1.2]))
+            parts.append(_tone((beep_hz,), dur, float(r.uniform(-25, -8)), r))
+            beep_end = sum(p.size for p in parts) / SR
+            kind += "-beep"
+        return self.finish(f"machine{i:03d}", "machine", kind, np.concatenate(parts), float(r.uniform(3.0, 6.0)),
+                           beep_end=beep_end, beep_hz=beep_hz, greeting_end=greeting_end)
+
+    def silence(self, i: int) -> Clip:
+        return self.finish(f"silence{i:03d}", "silence", "silence", _sil(0.5), 7.5)
+
+    def fax(self, i: int) -> Clip:
+        r = self.rng
+        if i % 2 == 0:
+            x = _cadence((1100.0,), 0.5, 3.0, 8.0, float(r.uniform(-25, -12)), r)
+            kind = "fax-cng"
+        else:
+            x = np.concatenate([_sil(0.3), _tone((2100.0,), 3.3, float(r.uniform(-25, -12)), r)])
+            kind = "fax-ced"
+        return self.finish(f"fax{i:03d}", "fax", kind, x, 2.0)
+
+
+COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5)}  # human, machine, carrier, silence, fax
+
+
+def build(seed: int = SEED) -> list[Clip]:
+    """Build every clip (about 475) in a fixed order from ``seed``."""
+    clips: list[Clip] = []
+    for split_i, split in enumerate(("tune", "heldout")):
+        b = _Builder(split, np.random.default_rng([seed, split_i]))  # type: ignore[arg-type]
+        nh, nm, nc, ns, nf = COUNTS[split]
+        clips += [b.human(i) for i in range(nh)]
+        clips += [b.machine(i) for i in range(nm)]
+        clips += [b.machine(nm + i, carrier=True) for i in range(nc)]
+        clips += [b.silence(i) for i in range(ns)]
+        clips += [b.fax(i) for i in range(nf)]
+    return clips
+
+
+def save(clips: list[Clip], path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path / "audio.npz", **{f"c{i}": c.pcm for i, c in enumerate(clips)})
+    meta = {"recipe": RECIPE_VERSION, "seed": SEED, "clips": [c.meta() for c in clips]}
+    (path / "labels.json").write_text(json.dumps(meta, indent=1))
+
+
+def load(path: Path) -> list[Clip]:
+    meta = json.loads((path / "labels.json").read_text())
+    if meta.get("recipe") != RECIPE_VERSION:
+        raise ValueError("corpus recipe changed; rebuild")
+    audio = np.load(path / "audio.npz")
+    return [Clip(pcm=audio[f"c{i}"], **m) for i, m in enumerate(meta["clips"])]
+
+
+def load_or_build(path: Path) -> list[Clip]:
+    try:
+        return load(path)
+    except (FileNotFoundError, ValueError, KeyError):
+        clips = build()
+        save(clips, path)
+        return clips
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out/amd_corpus")
+    cs = build()
+    save(cs, out)
+    print(f"{len(cs)} clips -> {out}")

@@ -1,0 +1,222 @@
+"""The production answering-machine detector: sans-IO, fed one 20 ms frame at a time.
+
+Usage (one call)::
+
+    det = Detector(AmdParams())
+    for frame in frames:                 # int16, 160 samples, from the moment of answer
+        ev = det.feed(frame)
+        while ev is not None:
+            handle(ev)                   # Verdict first; for machines later a GreetingEnd
+            ev = det.next_event()
+        if det.done:
+            break
+
+``DetectorBank`` feeds many calls' frames in one numpy pass per tick (the shared media clock).
+
+How it decides (every number is an ``AmdParams`` field):
+- Voice activity: frame level above an absolute floor and ``vad_snr_db`` above a minimum-statistics
+  noise floor; tonal frames (one or two dominant peaks) are never speech; runs shorter than
+  ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged.
+- People answer with something short and then wait: ``human_silence_ms`` of silence after less
+  than ``human_max_speech_ms`` of speech -> human. Machines talk on: ``machine_speech_ms`` of speech,
+  an utterance of ``machine_utterance_ms``, more than ``max_words`` words, or a beep -> machine.
+  Nothing heard for ``initial_silence_ms`` -> unknown; budget ``total_analysis_ms``.
+- For a machine it keeps listening until the beep ends (``GreetingEnd(kind="beep")``), or
+  ``greeting_end_silence_ms`` of silence after the greeting, or ``max_greeting_ms``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from ringback.amd.beep import BeepTracker
+from ringback.amd.events import AmdEvent, AnsweredBy, GreetingEnd, Verdict
+from ringback.amd.features import FrameFeatures, frame_features
+from ringback.amd.params import FRAME_MS, FRAME_SAMPLES, AmdParams
+
+_FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5 s; 3 blocks kept)
+TONE_MIN_PURITY2 = 0.93  # two strongest peaks holding this share of energy: a (dual) tone, not speech
+
+
+class Detector:
+    """One call's detector. Times in events are seconds since answer (frame count x 20 ms)."""
+
+    def __init__(self, params: AmdParams | None = None) -> None:
+        p = params or AmdParams()
+        self.params = p
+        self._prev = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
+        self._beep = BeepTracker(p)
+        self._events: deque[AmdEvent] = deque()
+        self.t_ms = 0  # start of the next frame
+        # noise floor: minimum over the current and two previous blocks
+        self._blk_min = 0.0
+        self._blk_prev = (0.0, 0.0)
+        self._blk_n = 0
+        # speech state
+        self._raw_run = 0  # consecutive raw speech frames
+        self._gap = 0  # consecutive non-speech frames while in speech
+        self._in_speech = False
+        self.voiced_ms = 0
+        self.first_speech_ms = -1
+        self.last_speech_end_ms = -1
+        self.words = 0
+        # results
+        self.verdict: Verdict | None = None
+        self.greeting_end: GreetingEnd | None = None
+        self.beep_end_s: float | None = None
+        self.done = False
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def feed(self, frame: np.ndarray) -> AmdEvent | None:
+        """Analyse the next 20 ms (int16, 160 samples). Returns a new event, if any."""
+        cur = np.asarray(frame, dtype=np.int16).reshape(1, FRAME_SAMPLES)
+        f = frame_features(self._prev, cur, self.params.beep_min_hz, self.params.beep_max_hz)
+        self._prev = cur
+        self.step(float(f.level_db[0]), float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
+                  float(f.flatness[0]))
+        return self.next_event()
+
+    def next_event(self) -> AmdEvent | None:
+        return self._events.popleft() if self._events else None
+
+    @property
+    def answered_by(self) -> AnsweredBy:
+        """The verdict so far; undecided is ``unknown`` (which the engine treats as a person)."""
+        return self.verdict.answered_by if self.verdict else "unknown"
+
+    def finish(self) -> Verdict:
+        """The stream ended (or the caller gives up): settle the verdict now."""
+        if self.verdict is None:
+            self._decide("unknown", "ended")
+        self.done = True
+        assert self.verdict is not None
+        return self.verdict
+
+    # --- per-frame state machine (also driven by DetectorBank) ---------------------------------
+
+    def step(self, level: float, hz: float, purity: float, purity2: float, flat: float) -> None:
+        if self.done:
+            return
+        p = self.params
+        t = self.t_ms
+        self.t_ms = t + FRAME_MS
+        now = self.t_ms
+
+        # Noise floor by minimum statistics: a quiet moment within the last 1-1.5 s.
+        if self._blk_n == 0:
+            if t == 0:
+                self._blk_prev = (level, level)
+            self._blk_min = level
+        elif level < self._blk_min:
+            self._blk_min = level
+        self._blk_n += 1
+        floor = min(self._blk_min, self._blk_prev[0], self._blk_prev[1])
+        if self._blk_n == _FLOOR_BLOCK:
+            self._blk_prev = (self._blk_prev[1], self._blk_min)
+            self._blk_n = 0
+
+        is_tone = (
+            level >= p.beep_min_dbfs
+            and purity >= p.beep_min_purity
+            and flat >= p.beep_min_flatness
+            and p.beep_min_hz <= hz <= p.beep_max_hz
+        )
+        beep = self._beep.step(t, is_tone, hz)
+        tonal = is_tone or purity2 >= TONE_MIN_PURITY2 or self._beep.tone_active
+        raw = (not tonal) and level >= p.vad_min_dbfs and level >= floor + p.vad_snr_db
+
+        # Smoothed speech with onset run and hangover.
+        if raw:
+            self._raw_run += 1
+            self._gap = 0
+            if not self._in_speech and self._raw_run * FRAME_MS >= p.min_speech_run_ms:
+                self._in_speech = True
+                start = now - self._raw_run * FRAME_MS
+                if self.first_speech_ms < 0:
+                    self.first_speech_ms = start
+                if self.last_speech_end_ms < 0 or start - self.last_speech_end_ms >= p.word_gap_ms:
+                    self.words += 1
+                self.voiced_ms += self._raw_run * FRAME_MS
+            elif self._in_speech:
+                self.voiced_ms += FRAME_MS
+        else:
+            self._raw_run = 0
+            if self._in_speech:
+                self._gap += 1
+                if self._gap * FRAME_MS >= p.speech_hangover_ms:
+                    self._in_speech = False
+                    self.last_speech_end_ms = now - self._gap * FRAME_MS
+        silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
+
+        if self.verdict is None:
+            if beep is not None:
+                self._decide("machine", "beep")
+            elif self.first_speech_ms < 0:
+                if now >= p.initial_silence_ms:
+                    self._decide("unknown", "initial-silence")
+            elif self.voiced_ms >= p.machine_speech_ms:
+                self._decide("machine", "long-speech")
+            elif self._in_speech and now - self.first_speech_ms >= p.machine_utterance_ms:
+                self._decide("machine", "long-utterance")
+            elif self.words > p.max_words:
+                self._decide("machine", "max-words")
+            elif silence_ms >= p.human_silence_ms and self.voiced_ms < p.human_max_speech_ms:
+                self._decide("human", "short-greeting")
+            elif now >= p.total_analysis_ms:
+                if self.voiced_ms >= p.timeout_machine_speech_ms:
+                    self._decide("machine", "timeout-speech")
+                else:
+                    self._decide("unknown", "timeout")
+            if self.verdict is None or self.verdict.answered_by != "machine":
+                if self.verdict is not None:
+                    self.done = True
+                return
+        # A machine: wait for the beep or the end of its greeting.
+        if beep is not None:
+            self.beep_end_s = beep[0] / 1000.0
+            self._end_greeting("beep", beep[0])
+        elif silence_ms >= p.greeting_end_silence_ms and not self._beep.tone_active:
+            self._end_greeting("silence", self.last_speech_end_ms)
+        elif now >= p.max_greeting_ms:
+            self._end_greeting("timeout", now)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _decide(self, who: AnsweredBy, cause: str) -> None:
+        self.verdict = Verdict(answered_by=who, decided_at=self.t_ms / 1000.0, cause=cause)
+        self._events.append(self.verdict)
+
+    def _end_greeting(self, kind: str, at_ms: int) -> None:
+        self.greeting_end = GreetingEnd(kind=kind, at=at_ms / 1000.0, decided_at=self.t_ms / 1000.0)  # type: ignore[arg-type]
+        self._events.append(self.greeting_end)
+        self.done = True
+
+
+class DetectorBank:
+    """Many calls' detectors fed together: one numpy pass for the features of all of them.
+
+    ``feed(detectors, frames)``: ``frames`` is (N, 160) int16 (row i for ``detectors[i]``); returns
+    the new events as (index, event) pairs. All detectors must share beep_min_hz/beep_max_hz.
+    """
+
+    def feed(self, detectors: list[Detector], frames: np.ndarray) -> list[tuple[int, AmdEvent]]:
+        if not detectors:
+            return []
+        frames = np.asarray(frames, dtype=np.int16).reshape(len(detectors), FRAME_SAMPLES)
+        prev = np.concatenate([d._prev for d in detectors], axis=0)
+        p0 = detectors[0].params
+        f: FrameFeatures = frame_features(prev, frames, p0.beep_min_hz, p0.beep_max_hz)
+        out: list[tuple[int, AmdEvent]] = []
+        cols = zip(
+            f.level_db.tolist(), f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),
+            f.flatness.tolist(), strict=True,
+        )
+        for i, (det, (lv, hz, pu, pu2, fl)) in enumerate(zip(detectors, cols, strict=True)):
+            det._prev = frames[i : i + 1]
+            det.step(lv, hz, pu, pu2, fl)
+            while det._events:
+                out.append((i, det._events.popleft()))
+        return out

@@ -1,0 +1,94 @@
+"""Every threshold of the production detector, named and documented.
+
+Plain ints/floats with snake_case names so that the server can expose each as ``--amd-<name>``
+(dashes) and ``RINGBACK_AMD_<NAME>``. Times are milliseconds, levels dBFS (0 = full-scale sine
+peak of int16), frequencies Hz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+FRAME_MS = 20  # the shared media clock's tick: 160 samples at 8 kHz
+SAMPLE_RATE = 8000
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AmdParams:
+    # --- voice activity (energy against an adaptive noise floor, tones excluded) ---
+    vad_min_dbfs: float = -42.0
+    """A frame quieter than this is never speech (about -39 dBm0 on G.711)."""
+    vad_snr_db: float = 9.0
+    """A frame must be this far above the tracked noise floor to count as speech."""
+    noise_floor_rise_db: float = 0.06
+    """How fast (dB per frame) the noise floor may climb; it falls at once to a quieter frame."""
+    min_speech_run_ms: int = 60
+    """Voice must last this long before an utterance starts (clicks and pops do not)."""
+    speech_hangover_ms: int = 120
+    """Silence shorter than this inside speech is bridged (plosives, short gaps between syllables)."""
+
+    # --- speech pattern: people say something short and wait; machines talk on ---
+    initial_silence_ms: int = 5000
+    """No speech at all for this long -> unknown (undecided counts as a person)."""
+    human_silence_ms: int = 700
+    """After a short utterance, this much silence -> human (they wait for us to speak)."""
+    human_max_speech_ms: int = 2600
+    """Voiced time after which the silence rule no longer proves a person (a greeting that runs long)."""
+    machine_speech_ms: int = 2800
+    """Voiced time since answer at or above which it is a machine."""
+    machine_utterance_ms: int = 3600
+    """One utterance (pauses under human_silence_ms) this long from its start -> machine."""
+    max_words: int = 12
+    """More word-like speech bursts than this before a human verdict -> machine."""
+    word_gap_ms: int = 160
+    """Silence that separates two words (for max_words)."""
+    total_analysis_ms: int = 6000
+    """Time budget for the human/machine verdict; then machine if mostly speech, else unknown."""
+    timeout_machine_speech_ms: int = 2000
+    """At the time budget, this much voiced time or more -> machine rather than unknown."""
+
+    # --- beep: one stable spectral peak ---
+    beep_min_hz: float = 300.0
+    """Lowest beep frequency."""
+    beep_max_hz: float = 2500.0
+    """Highest beep frequency."""
+    beep_min_ms: int = 80
+    """Shortest tone that is a beep."""
+    beep_max_ms: int = 2000
+    """Longest tone that is a beep (CED, dial tone and continuous tones are longer)."""
+    beep_min_dbfs: float = -45.0
+    """A beep frame is at least this loud."""
+    beep_min_purity: float = 0.80
+    """Share of the frame's 100-3600 Hz energy within +-50 Hz of the peak (speech and dual tones score low)."""
+    beep_min_flatness: float = 0.35
+    """Min/max ratio of 5 ms sub-block energies in a frame (beating dual tones such as 440+480 score low)."""
+    beep_freq_tol_hz: float = 20.0
+    """How far the peak may wander from the tone's running mean and still be the same tone."""
+    beep_max_dropout_ms: int = 20
+    """Frames inside a tone that may fail the tests (a noise burst) without ending it."""
+    beep_confirm_ms: int = 80
+    """Quiet after a tone before it is accepted: a different tone right after it means a sequence (SIT)."""
+    fax_cng_hz: float = 1100.0
+    """Fax calling tone, rejected."""
+    fax_ced_hz: float = 2100.0
+    """Fax/modem answer tone, rejected."""
+    reject_band_hz: float = 25.0
+    """Half-width of the rejected bands around the fax tones."""
+
+    # --- after a machine verdict: where does the greeting end? ---
+    greeting_end_silence_ms: int = 2500
+    """Silence after the greeting's last speech that stands in for a beep that never comes."""
+    max_greeting_ms: int = 30000
+    """Hard bound (since answer) on waiting for the beep or the greeting's end."""
+
+    def replace(self, **changes: float | int) -> AmdParams:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+DEFAULT_PARAMS = AmdParams()

@@ -1,0 +1,311 @@
+"""/Calls: make, list, fetch and redirect calls; Segments and per-call sub-lists."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from .. import numbers
+from ..sids import CALL, new_sid
+from ..store.models import (
+    FLAG_API,
+    LIVE_STATES,
+    STATUS_QUEUED,
+    Call,
+    CallerId,
+    Count,
+    IncomingNumber,
+    Notification,
+    Recording,
+    utcnow,
+)
+from ..store.records import LOG_WARNING, create_notification
+from .context import ApiHooks, Ctx, Reply, page_of
+from .errors import bad, not_found
+from .notifications import notification_node
+from .params import Cond, clean, day_range, method, valid_url
+from .recordings import recording_node
+from .render import Node, rfc2822, text
+
+POST_PARAMS = ("Caller", "Called", "Url", "Method", "SendDigits", "IfMachine", "Timeout")
+REDIRECT_PARAMS = ("CurrentUrl", "CurrentMethod")
+_DIGITS = re.compile(r"^[0-9#*wW]{1,32}$")
+_TIMEOUT = re.compile(r"^[0-9]{1,3}$")
+
+
+def call_node(c: Call) -> Node:
+    # Segments share the Sid of the call they belong to; their own id is CallSegmentSid.
+    return Node(
+        "Call",
+        [
+            Node("Sid", c.parent_sid or c.sid),
+            Node("DateCreated", rfc2822(c.date_created)),
+            Node("DateUpdated", rfc2822(c.date_updated)),
+            Node("CallSegmentSid", c.call_segment_sid),
+            Node("AccountSid", c.account_sid),
+            Node("Called", c.called),
+            Node("Caller", c.caller),
+            Node("PhoneNumberSid", c.phone_number_sid),
+            Node("Status", str(c.status)),
+            Node("StartTime", rfc2822(c.start_time)),
+            Node("EndTime", rfc2822(c.end_time)),
+            Node("Duration", text(c.duration)),
+            Node("Price", text(c.price)),
+            Node("Flags", str(c.flags)),
+            Node("Annotation", text(c.annotation)),
+        ],
+    )
+
+
+def unknown_params(ctx: Ctx, known: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in ctx.form.items() if k not in known}
+
+
+def note_unknown(session: Any, ctx: Ctx, call_sid: str | None, unknown: dict[str, str]) -> None:
+    """One warning Notification naming every unknown parameter, as Twilio did."""
+    if not unknown:
+        return
+    listed = "&".join(f"{k}={v}" for k, v in unknown.items())
+    create_notification(
+        session,
+        ctx.account_sid,
+        call_sid,
+        LOG_WARNING,
+        20001,
+        clean(f"Unknown parameter received by the REST API: {listed}")[:4000],
+        request_url=clean(ctx.path),
+        request_method=ctx.method,
+        request_variables=clean("&".join(f"{k}={v}" for k, v in ctx.form.items()))[:16000],
+    )
+
+
+def _number(value: str, code_invalid: int) -> str:
+    try:
+        return numbers.normalize(value)
+    except numbers.NumberError as exc:
+        if exc.forbidden and code_invalid == 21211:
+            raise bad(21202) from exc
+        raise bad(code_invalid) from exc
+
+
+def create(ctx: Ctx) -> Reply:
+    f = ctx.form
+    raw_called, raw_caller, url = f.get("Called", ""), f.get("Caller", ""), f.get("Url", "")
+    if not raw_called.strip():
+        raise bad(21201)
+    if not raw_caller.strip():
+        raise bad(21213)
+    if not url:
+        raise bad(21205, "Url is required")
+    if not valid_url(url):
+        raise bad(21205)
+    called = _number(raw_called, 21211)
+    caller = _number(raw_caller, 21212)
+    how = method(f.get("Method"), 21209)
+    digits = f.get("SendDigits") or None
+    if digits is not None:
+        if not _DIGITS.match(digits):
+            raise bad(21206)
+        digits = digits.lower()
+    if_machine = f.get("IfMachine") or None
+    if if_machine is not None:
+        low = if_machine.lower()
+        if low not in ("continue", "hangup"):
+            raise bad(21207)
+        if_machine = low.capitalize()
+    timeout = 60
+    raw_timeout = f.get("Timeout")
+    if raw_timeout:
+        if not _TIMEOUT.match(raw_timeout) or not 1 <= int(raw_timeout) <= 999:
+            raise bad(21208)
+        timeout = int(raw_timeout)
+
+    with ctx.store.session() as s:
+        pn_sid = s.scalar(
+            select(IncomingNumber.sid).where(
+                IncomingNumber.account_sid == ctx.account_sid, IncomingNumber.phone_number == caller
+            )
+        ) or s.scalar(
+            select(CallerId.sid).where(CallerId.account_sid == ctx.account_sid, CallerId.phone_number == caller)
+        )
+        if pn_sid is None:
+            raise bad(21210)
+        now = utcnow()
+        call = Call(
+            sid=new_sid(CALL),
+            account_sid=ctx.account_sid,
+            called=called,
+            caller=caller,
+            phone_number_sid=pn_sid,
+            status=STATUS_QUEUED,
+            state="queued",
+            flags=FLAG_API,
+            url=url,
+            method=how,
+            send_digits=digits,
+            if_machine=if_machine,
+            timeout=timeout,
+            date_created=now,
+            date_updated=now,
+        )
+        s.add(call)
+        note_unknown(s, ctx, call.sid, unknown_params(ctx, POST_PARAMS))
+    sid = call.sid
+    ctx.after.append(lambda hooks: hooks.on_call_created(sid))
+    location = f"{ctx.settings.public_url}{ctx.base}/Calls/{sid}"
+    return Reply(201, call_node(call), headers={"Location": location})
+
+
+def _count_from_table(s: Any, account_sid: str, dim: str, value: str) -> int:
+    n = s.scalar(
+        select(Count.n).where(
+            Count.account_sid == account_sid, Count.resource == "calls", Count.dim == dim, Count.value == value
+        )
+    )
+    return int(n or 0)
+
+
+def _day_count(s: Any, account_sid: str, lo: datetime | None, hi: datetime | None) -> int:
+    q = select(func.coalesce(func.sum(Count.n), 0)).where(
+        Count.account_sid == account_sid, Count.resource == "calls", Count.dim == "day"
+    )
+    if lo is not None:
+        q = q.where(Count.value >= lo.date().isoformat())
+    if hi is not None:
+        q = q.where(Count.value < hi.date().isoformat())
+    return int(s.scalar(q) or 0)
+
+
+def _filters(ctx: Ctx) -> tuple[list[Any], list[tuple[str, Any]], bool]:
+    """SQL conditions, the filter dimensions used (for counts), and whether nothing can match."""
+    where: list[Any] = []
+    dims: list[tuple[str, Any]] = []
+    empty = False
+    for c in ctx.query:
+        if c.name in ("Called", "Caller") and c.op == "=":
+            n = numbers.try_normalize(c.value)
+            if n is None:
+                empty = True
+                continue
+            col = Call.called if c.name == "Called" else Call.caller
+            where.append(col == n)
+            dims.append((c.name.lower(), n))
+        elif c.name == "Status" and c.op == "=":
+            if not (c.value.isdigit() and len(c.value) == 1 and int(c.value) <= 5):
+                empty = True
+                continue
+            where.append(Call.status == int(c.value))
+            dims.append(("status", c.value))
+        elif c.name in ("StartTime", "EndTime"):
+            try:
+                lo, hi = day_range(c)
+            except ValueError:
+                empty = True
+                continue
+            col = Call.start_time if c.name == "StartTime" else Call.end_time
+            if lo is not None:
+                where.append(col >= lo)
+            if hi is not None:
+                where.append(col < hi)
+            dims.append(("day" if c.name == "StartTime" else "endday", (lo, hi)))
+    return where, dims, empty
+
+
+def list_calls(ctx: Ctx) -> Reply:
+    where, dims, empty = _filters(ctx)
+    stmt: Select[Any] = (
+        select(Call)
+        .where(Call.account_sid == ctx.account_sid, Call.parent_sid.is_(None), *where)
+        .order_by(Call.date_updated.desc(), Call.sid.desc())
+    )
+    with ctx.store.session(readonly=True) as s:
+        total: int | None
+        if empty:
+            total = 0
+        elif not dims:
+            total = _count_from_table(s, ctx.account_sid, "all", "")
+        elif len(dims) == 1 and dims[0][0] in ("called", "caller", "status"):
+            total = _count_from_table(s, ctx.account_sid, dims[0][0], dims[0][1])
+        elif all(d == "day" for d, _ in dims):
+            lo = max((v[0] for _, v in dims if v[0] is not None), default=None)
+            hi = min((v[1] for _, v in dims if v[1] is not None), default=None)
+            total = 0 if (lo and hi and lo >= hi) else _day_count(s, ctx.account_sid, lo, hi)
+        else:
+            total = None  # a combination: counted on its index
+        return Reply(doc=page_of(s, ctx, "Calls", stmt, call_node, total=total))
+
+
+def _own_call(s: Any, ctx: Ctx, sid: str) -> Call:
+    call = s.get(Call, sid)
+    if call is None or call.account_sid != ctx.account_sid or call.parent_sid is not None:
+        raise not_found()
+    return call
+
+
+def get_call(ctx: Ctx, sid: str) -> Reply:
+    with ctx.store.session(readonly=True) as s:
+        return Reply(doc=call_node(_own_call(s, ctx, sid)))
+
+
+def redirect(ctx: Ctx, sid: str) -> Reply:
+    url = ctx.form.get("CurrentUrl", "")
+    with ctx.store.session() as s:
+        call = _own_call(s, ctx, sid)
+        if not url or not valid_url(url):
+            raise bad(21205, "Invalid CurrentUrl")
+        how = method(ctx.form.get("CurrentMethod"), 21209)
+        if call.state not in LIVE_STATES:
+            raise bad(21220, "Call is not in progress. Cannot redirect.")
+        call.redirect_url = url
+        call.redirect_method = how
+        call.date_updated = utcnow()
+        note_unknown(s, ctx, call.sid, unknown_params(ctx, REDIRECT_PARAMS))
+        node = call_node(call)
+    ctx.after.append(lambda hooks: hooks.on_call_redirect(sid))
+    return Reply(doc=node)
+
+
+def segments(ctx: Ctx, sid: str) -> Reply:
+    with ctx.store.session(readonly=True) as s:
+        _own_call(s, ctx, sid)
+        stmt = select(Call).where(Call.parent_sid == sid).order_by(Call.date_updated.desc(), Call.sid.desc())
+        return Reply(doc=page_of(s, ctx, "Calls", stmt, call_node))
+
+
+def segment(ctx: Ctx, sid: str, seg: str) -> Reply:
+    with ctx.store.session(readonly=True) as s:
+        _own_call(s, ctx, sid)
+        row = s.scalar(
+            select(Call).where(Call.parent_sid == sid, (Call.call_segment_sid == seg) | (Call.sid == seg))
+        )
+        if row is None:
+            raise not_found()
+        return Reply(doc=call_node(row))
+
+
+def call_recordings(ctx: Ctx, sid: str) -> Reply:
+    with ctx.store.session(readonly=True) as s:
+        _own_call(s, ctx, sid)
+        stmt = (
+            select(Recording)
+            .where(Recording.account_sid == ctx.account_sid, Recording.call_sid == sid)
+            .order_by(Recording.date_created.desc(), Recording.sid.desc())
+        )
+        return Reply(doc=page_of(s, ctx, "Recordings", stmt, recording_node))
+
+
+def call_notifications(ctx: Ctx, sid: str) -> Reply:
+    with ctx.store.session(readonly=True) as s:
+        _own_call(s, ctx, sid)
+        stmt = (
+            select(Notification)
+            .where(Notification.account_sid == ctx.account_sid, Notification.call_sid == sid)
+            .order_by(Notification.message_date.desc(), Notification.sid.desc())
+        )
+        return Reply(doc=page_of(s, ctx, "Notifications", stmt, lambda n: notification_node(n, False)))
+
+
+__all__ = ["ApiHooks", "Cond", "create", "list_calls", "get_call", "redirect", "segments", "segment"]

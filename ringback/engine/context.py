@@ -1,0 +1,66 @@
+"""What every call task of the engine shares: settings, database, SIP user agent, media engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from ringback.config import Settings
+from ringback.engine.trunk import Trunk
+from ringback.store.db import Store
+
+if TYPE_CHECKING:
+    from ringback.media.engine import MediaEngine
+    from ringback.sip.ua import UserAgent
+
+log = logging.getLogger("ringback.engine")
+T = TypeVar("T")
+
+
+@dataclass
+class EngineContext:
+    settings: Settings
+    store: Store
+    ua: UserAgent
+    media: MediaEngine
+    trunk: Trunk
+    node_id: str
+    fetch_policy: Any = None  # ringback.engine.webhooks.FetchPolicy
+    conferences: Any = None  # ringback.engine.conference.Conferences
+    # Live calls by CallSid: the running session objects (for live redirect, conference control).
+    live: dict[str, Any] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def db(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run fn(session) in one transaction on a worker thread (the store is synchronous)."""
+
+        def work() -> T:
+            with self.store.session(readonly=readonly) as s:
+                return fn(s)
+
+        return await asyncio.to_thread(work)
+
+    def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+        """A task the engine keeps a reference to (so it is not collected) and awaits on shutdown."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    @property
+    def sip_host(self) -> str:
+        return self.settings.sip_advertise or self.ua.host
+
+    def from_uri(self, e164: str) -> str:
+        host = self.sip_host
+        return f"sip:{e164}@{host}:{self.ua.port}"

@@ -1,0 +1,191 @@
+"""`ringback serve`: the REST API, the SIP user agent, the media engine, the dialer and (by default)
+the sandbox phone network, in one asyncio process.
+
+Decision (DESIGN.md asks to decide by measuring): everything runs on one event loop in one
+process. The media clock is a drift-free absolute-deadline scheduler and the database work runs on
+worker threads, so HTTP load does not stall it; the benchmarks in bench/ measure the clock's slip
+under API load. Split the SIP/media engine into its own process only if those numbers say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from typing import Any
+
+import uvicorn
+from starlette.routing import BaseRoute
+
+from ringback.api.app import create_app
+from ringback.api.context import ApiHooks
+from ringback.config import Settings
+from ringback.engine.conference import Conferences
+from ringback.engine.context import EngineContext
+from ringback.engine.dialer import Dialer
+from ringback.engine.inbound import handle_invite
+from ringback.engine.session import apply_redirect
+from ringback.engine.trunk import Trunk
+from ringback.engine.webhooks import FetchPolicy
+from ringback.media.engine import MediaEngine
+from ringback.sandbox.network import SandboxNetwork
+from ringback.sandbox.plan import NumberingPlan
+from ringback.sip.ua import UserAgent
+from ringback.store.accounts import bootstrap
+from ringback.store.db import Store
+
+log = logging.getLogger("ringback.server")
+
+
+class EngineHooks(ApiHooks):
+    """What the API tells the engine after a change is committed (runs on the event loop)."""
+
+    def __init__(self, server: RingbackServer) -> None:
+        self.server = server
+
+    def on_call_created(self, call_sid: str) -> None:
+        if self.server.dialer is not None:
+            self.server.dialer.wake()
+
+    def on_call_redirect(self, call_sid: str) -> None:
+        if self.server.ctx is not None:
+            self.server.ctx.spawn(apply_redirect(self.server.ctx, call_sid), name=f"redirect-{call_sid}")
+
+    def on_participant_update(self, conference_sid: str, call_sid: str, action: str) -> None:
+        ctx = self.server.ctx
+        if ctx is not None and ctx.conferences is not None:
+            ctx.conferences.control(conference_sid, call_sid, {"muted": "mute", "unmuted": "unmute"}.get(action, "kick"))
+
+    def on_validation_requested(self, validation_sid: str) -> None:
+        ctx = self.server.ctx
+        if ctx is not None:
+            from ringback.engine.validation import run_validation
+
+            ctx.spawn(run_validation(ctx, validation_sid), name=f"validation-{validation_sid}")
+
+
+class RingbackServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.media: MediaEngine | None = None
+        self.ua: UserAgent | None = None
+        self.sandbox: SandboxNetwork | None = None
+        self.ctx: EngineContext | None = None
+        self.dialer: Dialer | None = None
+        self.http: uvicorn.Server | None = None
+        self.http_port = settings.http_port
+        self.account: tuple[str, str, bool] | None = None
+        self.stopping = False
+        self._stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ start / stop
+
+    async def start(self) -> None:
+        s = self.settings
+        s.recordings_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await asyncio.to_thread(Store, s.database_url, recordings_dir=str(s.recordings_dir))
+        self.account = await asyncio.to_thread(
+            bootstrap, self.store, sandbox_trunk=s.sandbox_trunk, account_sid=s.account_sid, auth_token=s.auth_token
+        )
+        self.media = MediaEngine(s.sip_host, s.rtp_ports, advertise=s.sip_advertise, rtp_timeout=s.rtp_timeout)
+        await self.media.start()
+        if s.sandbox_trunk:
+            from ringback.config import parse_hostport
+
+            plan = NumberingPlan.load(s.sandbox_file, s.timings)
+            host, port = parse_hostport(s.sandbox_sip, 0)
+            self.sandbox = SandboxNetwork(plan, self.media, host=host, port=port,
+                                          heard_dir=f"{s.data_dir}/sandbox", t1=s.sip_t1)
+            await self.sandbox.start()
+            trunk = Trunk(host=self.sandbox.host, port=self.sandbox.port)
+        else:
+            trunk = Trunk.parse(s.trunk or "")
+        self.ua = UserAgent(s.sip_host, s.sip_port, advertise=s.sip_advertise, on_invite=self._on_invite, t1=s.sip_t1)
+        await self.ua.start()
+        node_id = s.node_id or f"{socket.gethostname()}:{self.ua.port}"
+        self.ctx = EngineContext(
+            settings=s, store=self.store, ua=self.ua, media=self.media, trunk=trunk, node_id=node_id,
+            fetch_policy=FetchPolicy.parse(s.fetch_deny),
+        )
+        self.ctx.conferences = Conferences(self.ctx)
+        self.dialer = Dialer(self.ctx, cps=s.cps)
+        await self._start_http()
+        await self.dialer.start()
+        log.info("ringback ready: http://%s:%d  sip:%s:%d", s.http_host, self.http_port, s.sip_host, self.ua.port)
+
+    async def _on_invite(self, inc: Any) -> None:
+        if self.ctx is None or self.stopping:
+            await inc.reject(503)
+            return
+        await handle_invite(self.ctx, inc)
+
+    def routes(self) -> list[BaseRoute]:
+        from ringback.demo import demo_routes
+        from ringback.sandbox.routes import sandbox_routes
+
+        routes = demo_routes()
+        if self.sandbox is not None or self.settings.sandbox_trunk:
+            routes += sandbox_routes(self)
+        return routes
+
+    async def _start_http(self) -> None:
+        assert self.store is not None
+        s = self.settings
+        app = create_app(
+            self.store, public_url=s.base_url, sandbox_trunk=s.sandbox_trunk, recordings_dir=str(s.recordings_dir),
+            hooks=EngineHooks(self), extra_routes=self.routes(), ready=lambda: not self.stopping,
+        )
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, lifespan="off", log_level="warning",
+                                access_log=False, timeout_graceful_shutdown=5)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup()
+        self.http = server
+        if server.servers and server.servers[0].sockets:
+            self.http_port = server.servers[0].sockets[0].getsockname()[1]
+            if s.http_port == 0 and not s.public_url:
+                s.http_port = self.http_port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let live ones finish within the grace period, then close everything."""
+        if self.stopping:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if self.dialer is not None:
+            await self.dialer.stop()
+        if self.ctx is not None and self.ctx.tasks:
+            log.info("waiting up to %.0f s for %d live call tasks", grace, len(self.ctx.tasks))
+            _, pending = await asyncio.wait(set(self.ctx.tasks), timeout=grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self.http is not None:
+            self.http.should_exit = True
+            with contextlib.suppress(Exception):
+                await self.http.shutdown()
+        for closer in (self.ua, self.sandbox, self.media):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer.close()
+        if self.store is not None:
+            self.store.dispose()
+        self._stopped.set()
+
+    async def run_forever(self) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()

@@ -1,0 +1,1 @@
+"""One module per TwiML verb; each exposes `async execute(verb, ctx) -> Step`."""
