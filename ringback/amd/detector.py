@@ -17,8 +17,9 @@ How it decides (every number is an ``AmdParams`` field):
 - Voice activity: frame level above an absolute floor and ``vad_snr_db`` above a minimum-statistics
   noise floor; tonal frames (one or two dominant peaks) are never speech; runs shorter than
   ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged.
-- People answer with something short and then wait: ``human_silence_ms`` of silence after less
-  than ``human_max_speech_ms`` of speech -> human. Machines talk on: ``machine_speech_ms`` of speech,
+- People answer with something short and then wait: silence after speech -> human, the silence
+  needed growing with the speech heard (``human_silence_ms`` / ``human_mid_silence_ms`` /
+  ``human_long_silence_ms``, up to ``human_max_speech_ms`` of speech). Machines talk on: ``machine_speech_ms`` of speech,
   an utterance of ``machine_utterance_ms``, more than ``max_words`` words, or a beep -> machine.
   Nothing heard for ``initial_silence_ms`` -> unknown; budget ``total_analysis_ms``.
 - For a machine it keeps listening until the beep ends (``GreetingEnd(kind="beep")``), or
@@ -163,7 +164,7 @@ class Detector:
                 self._decide("machine", "long-utterance")
             elif self.words > p.max_words:
                 self._decide("machine", "max-words")
-            elif silence_ms >= p.human_silence_ms and self.voiced_ms < p.human_max_speech_ms:
+            elif silence_ms > 0 and not self._beep.tone_active and silence_ms >= self._human_silence_needed():
                 self._decide("human", "short-greeting")
             elif now >= p.total_analysis_ms:
                 if self.voiced_ms >= p.timeout_machine_speech_ms:
@@ -184,6 +185,18 @@ class Detector:
             self._end_greeting("timeout", now)
 
     # --- helpers ----------------------------------------------------------------------------------
+
+    def _human_silence_needed(self) -> int:
+        # The longer they spoke, the longer the silence must be: machines pause between sentences.
+        p = self.params
+        v = self.voiced_ms
+        if v < p.human_short_speech_ms:
+            return p.human_silence_ms
+        if v < p.human_mid_speech_ms:
+            return p.human_mid_silence_ms
+        if v < p.human_max_speech_ms:
+            return p.human_long_silence_ms
+        return 1 << 30
 
     def _decide(self, who: AnsweredBy, cause: str) -> None:
         self.verdict = Verdict(answered_by=who, decided_at=self.t_ms / 1000.0, cause=cause)

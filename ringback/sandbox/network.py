@@ -199,7 +199,7 @@ class SandboxNetwork:
             early: asyncio.Task[Any] | None = None
             if spec.early_media:
                 await inc.ringing(183, answer)
-                early = asyncio.ensure_future(media.play(tones.ringback(seconds=120.0)))
+                early = asyncio.ensure_future(media.play(tones.ringback(ms=120000.0)))
             else:
                 await inc.ringing(180)
             ring = spec.ring if spec.ring is not None else spec.max_seconds

@@ -344,6 +344,11 @@ class SipEndpoint:
 
     def _on_invite_response(self, call: Call | None, tx: ClientTransaction, resp: Response, now: float) -> None:
         code = resp.status
+        if call is not None and call.dialog is not None and tx.key != call.invite_key and tx.request.to.tag:
+            if 200 <= code < 300:  # our re-INVITE was accepted: ACK it within the dialog
+                ack = self._build_ack(call.dialog, resp)
+                self._send(bytes(ack), *self._hop_of(call))
+            return
         if call is None or tx.key != call.invite_key:
             if 200 <= code < 300:
                 self._ack_and_bye_stray(tx, resp, now)

@@ -1,0 +1,27 @@
+"""Checks that audio arrived by content: normalised cross-correlation against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def best_correlation(heard: np.ndarray, reference: np.ndarray) -> float:
+    """Max normalised cross-correlation of `reference` within `heard` (1.0 = identical shape)."""
+    h = heard.astype(np.float64)
+    r = reference.astype(np.float64)
+    if len(r) == 0 or len(h) < len(r):
+        return 0.0
+    r = r - r.mean()
+    rn = np.sqrt((r * r).sum())
+    if rn == 0:
+        return 0.0
+    n = len(h) + len(r)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(r, size)), size)[: len(h) - len(r) + 1]
+    # Energy of each window of `heard` for normalisation.
+    c = np.concatenate([[0.0], np.cumsum(h * h)])
+    energy = c[len(r):] - c[: len(h) - len(r) + 1]
+    s = np.concatenate([[0.0], np.cumsum(h)])
+    mean = (s[len(r):] - s[: len(h) - len(r) + 1]) / len(r)
+    var = np.maximum(energy - len(r) * mean * mean, 1e-9)
+    return float(np.max(corr / (np.sqrt(var) * rn)))
