@@ -78,7 +78,9 @@ class BeepTracker:
         dur = self._run_end - self._run_start
         hz = self._run_sum / self._run_n
         ok = (
-            p.beep_min_ms <= dur <= p.beep_max_ms
+            # Only whole tonal frames are counted: the tone's partial first/last frames add up to 40 ms.
+            p.beep_min_ms <= dur + FRAME_MS
+            and dur <= p.beep_max_ms
             and not self._run_seq
             and not changed
             and abs(hz - p.fax_cng_hz) > p.reject_band_hz

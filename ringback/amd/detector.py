@@ -38,6 +38,8 @@ from ringback.amd.features import FrameFeatures, frame_features
 from ringback.amd.params import FRAME_MS, FRAME_SAMPLES, AmdParams
 
 _FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5 s; 3 blocks kept)
+_HZ_SLACK = 10.0  # frequency estimates at the band edges wobble by a few Hz
+_SEARCH_MARGIN = 50.0  # look for the peak a little beyond the beep band
 TONE_MIN_PURITY2 = 0.93  # two strongest peaks holding this share of energy: a (dual) tone, not speech
 
 
@@ -61,6 +63,7 @@ class Detector:
         self._in_speech = False
         self.voiced_ms = 0
         self.first_speech_ms = -1
+        self._utt_start_ms = -1
         self.last_speech_end_ms = -1
         self.words = 0
         # results
@@ -74,7 +77,9 @@ class Detector:
     def feed(self, frame: np.ndarray) -> AmdEvent | None:
         """Analyse the next 20 ms (int16, 160 samples). Returns a new event, if any."""
         cur = np.asarray(frame, dtype=np.int16).reshape(1, FRAME_SAMPLES)
-        f = frame_features(self._prev, cur, self.params.beep_min_hz, self.params.beep_max_hz)
+        f = frame_features(
+            self._prev, cur, self.params.beep_min_hz - _SEARCH_MARGIN, self.params.beep_max_hz + _SEARCH_MARGIN
+        )
         self._prev = cur
         self.step(float(f.level_db[0]), float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
                   float(f.flatness[0]))
@@ -123,7 +128,7 @@ class Detector:
             level >= p.beep_min_dbfs
             and purity >= p.beep_min_purity
             and flat >= p.beep_min_flatness
-            and p.beep_min_hz <= hz <= p.beep_max_hz
+            and p.beep_min_hz - _HZ_SLACK <= hz <= p.beep_max_hz + _HZ_SLACK
         )
         beep = self._beep.step(t, is_tone, hz)
         tonal = is_tone or purity2 >= TONE_MIN_PURITY2 or self._beep.tone_active
@@ -138,6 +143,8 @@ class Detector:
                 start = now - self._raw_run * FRAME_MS
                 if self.first_speech_ms < 0:
                     self.first_speech_ms = start
+                if self.last_speech_end_ms < 0 or start - self.last_speech_end_ms >= p.human_mid_silence_ms:
+                    self._utt_start_ms = start  # a long pause starts a new utterance
                 if self.last_speech_end_ms < 0 or start - self.last_speech_end_ms >= p.word_gap_ms:
                     self.words += 1
                 self.voiced_ms += self._raw_run * FRAME_MS
@@ -160,14 +167,17 @@ class Detector:
                     self._decide("unknown", "initial-silence")
             elif self.voiced_ms >= p.machine_speech_ms:
                 self._decide("machine", "long-speech")
-            elif self._in_speech and now - self.first_speech_ms >= p.machine_utterance_ms:
+            elif self._in_speech and now - self._utt_start_ms >= p.machine_utterance_ms:
                 self._decide("machine", "long-utterance")
             elif self.words > p.max_words:
                 self._decide("machine", "max-words")
             elif silence_ms > 0 and not self._beep.tone_active and silence_ms >= self._human_silence_needed():
                 self._decide("human", "short-greeting")
             elif now >= p.total_analysis_ms:
-                if self.voiced_ms >= p.timeout_machine_speech_ms:
+                # Still talking (or barely paused) after lots of speech: a machine. A long phrase
+                # followed by a long wait is how people answer, so that stays undecided.
+                talking = self._in_speech or silence_ms < p.human_mid_silence_ms
+                if self.voiced_ms >= p.timeout_machine_speech_ms and talking:
                     self._decide("machine", "timeout-speech")
                 else:
                     self._decide("unknown", "timeout")
@@ -221,7 +231,9 @@ class DetectorBank:
         frames = np.asarray(frames, dtype=np.int16).reshape(len(detectors), FRAME_SAMPLES)
         prev = np.concatenate([d._prev for d in detectors], axis=0)
         p0 = detectors[0].params
-        f: FrameFeatures = frame_features(prev, frames, p0.beep_min_hz, p0.beep_max_hz)
+        f: FrameFeatures = frame_features(
+            prev, frames, p0.beep_min_hz - _SEARCH_MARGIN, p0.beep_max_hz + _SEARCH_MARGIN
+        )
         out: list[tuple[int, AmdEvent]] = []
         cols = zip(
             f.level_db.tolist(), f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),

@@ -32,22 +32,22 @@ class AmdParams:
     # --- speech pattern: people say something short and wait; machines talk on ---
     initial_silence_ms: int = 5000
     """No speech at all for this long -> unknown (undecided counts as a person)."""
-    human_silence_ms: int = 500
+    human_silence_ms: int = 600
     """After a very short utterance (under human_short_speech_ms), this much silence -> human."""
     human_short_speech_ms: int = 700
     """Voiced time below which human_silence_ms applies ("Hello?", "Yeah?")."""
-    human_mid_silence_ms: int = 800
+    human_mid_silence_ms: int = 900
     """Silence that proves a person after speech under human_mid_speech_ms ("Hi, this is Dana")."""
     human_mid_speech_ms: int = 1400
     """Voiced time below which human_mid_silence_ms applies."""
-    human_long_silence_ms: int = 1300
+    human_long_silence_ms: int = 1800
     """Silence that proves a person after longer speech (a business greeting); machines pause less."""
-    human_max_speech_ms: int = 2600
+    human_max_speech_ms: int = 2400
     """Voiced time after which silence no longer proves a person (then only the time budget decides)."""
-    machine_speech_ms: int = 2800
+    machine_speech_ms: int = 2400
     """Voiced time since answer at or above which it is a machine."""
     machine_utterance_ms: int = 3600
-    """One utterance (pauses under human_silence_ms) this long from its start -> machine."""
+    """One utterance (pauses under human_mid_silence_ms) this long from its start -> machine."""
     max_words: int = 12
     """More word-like speech bursts than this before a human verdict -> machine."""
     word_gap_ms: int = 160

@@ -74,6 +74,10 @@ class _Protocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         self.session._on_datagram(data, addr)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.session._lost.done():
+            self.session._lost.set_result(None)
+
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: the peer may not be up yet; keep going
         self.session._send_errors += 1
@@ -117,6 +121,7 @@ class RtpSession:
         self._rx_foreign = 0
         self._digits_in = {"rfc4733": 0, "inband": 0, "info": 0, "duplicate": 0}
         self._closed = False
+        self._lost: asyncio.Future[None] = self._loop.create_future()
 
     # ---- public API
 
@@ -283,6 +288,9 @@ class RtpSession:
         self._taps.clear()
         if self._transport is not None:
             self._transport.close()
+            # the socket is closed in connection_lost: wait so the port is really free on return
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
         else:
             self._sock.close()
 
@@ -295,7 +303,9 @@ class RtpSession:
         self._rx_datagrams += 1
         source = (addr[0], addr[1])
         # symmetric RTP: accept a new source only once the latched one went quiet
-        if self._latched is not None and source != self._latched and now - self._latched_at < RELATCH_AFTER:
+        # (the address the SDP gave is always welcome back)
+        if (self._latched is not None and source != self._latched and source != self.remote
+                and now - self._latched_at < RELATCH_AFTER):
             self._rx_foreign += 1
             return
         pkt = self._receiver.receive(data, now)

@@ -491,6 +491,7 @@ class SipEndpoint:
                 rest = split_quoted(v, ",")
                 rest[0] = str(via)
                 req.headers[i] = (n, ",".join(rest))
+                req._cache.clear()
                 break
 
     def _response_addr(self, req: Request, addr: Addr, transport: str) -> Addr:

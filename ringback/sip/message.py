@@ -5,6 +5,7 @@ Any malformed input raises ParseError and nothing else: the transport counts and
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ _CANON = {n.lower(): n for n in (
 MULTI = {"via", "route", "record-route", "contact", "allow", "supported", "require", "accept",
          "unsupported", "allow-events", "content-encoding"}
 
-_TOKEN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
 def canonical_name(name: str) -> str:
@@ -92,6 +93,8 @@ class Via:
 class Message:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # parsed From/To/Via, computed once; every header mutation through the methods below clears it
+    _cache: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # --- header access -------------------------------------------------
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -114,11 +117,13 @@ class Message:
         return out
 
     def set(self, name: str, value: str) -> None:
+        self._cache.clear()
         name = canonical_name(name)
         self.remove(name)
         self.headers.append((name, value))
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
+        self._cache.clear()
         name = canonical_name(name)
         if first:
             self.headers.insert(0, (name, value))
@@ -126,6 +131,7 @@ class Message:
             self.headers.append((name, value))
 
     def remove(self, name: str) -> None:
+        self._cache.clear()
         low = name.lower()
         self.headers = [(n, v) for n, v in self.headers if n.lower() != low]
 
@@ -140,22 +146,35 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        return parse_name_addr(self.get("From") or "")
+        v = self._cache.get("from")
+        if v is None:
+            v = self._cache["from"] = parse_name_addr(self.get("From") or "")
+        return v  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return parse_name_addr(self.get("To") or "")
+        v = self._cache.get("to")
+        if v is None:
+            v = self._cache["to"] = parse_name_addr(self.get("To") or "")
+        return v  # type: ignore[return-value]
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.get_all("Via")]
+        """Parsed Via values (copies: edit them and write them back with `set`)."""
+        v = self._cache.get("vias")
+        if v is None:
+            v = self._cache["vias"] = [Via.parse(x) for x in self.get_all("Via")]
+        return [Via(x.transport, x.host, x.port, dict(x.params)) for x in v]  # type: ignore[attr-defined]
 
     @property
     def top_via(self) -> Via:
-        vias = self.get_all("Via")
-        if not vias:
+        v = self._cache.get("vias")
+        if v is None:
+            v = self._cache["vias"] = [Via.parse(x) for x in self.get_all("Via")]
+        if not v:
             raise ParseError("no Via")
-        return Via.parse(vias[0])
+        top = v[0]  # type: ignore[index]
+        return Via(top.transport, top.host, top.port, dict(top.params))
 
     def _serialise(self, start: str) -> bytes:
         lines = [start]
@@ -210,7 +229,7 @@ def parse_cseq(value: str) -> tuple[int, str]:
 
 
 def _is_token(s: str) -> bool:
-    return bool(s) and all(c in _TOKEN_CHARS for c in s)
+    return _TOKEN_RE.fullmatch(s) is not None
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:

@@ -55,8 +55,9 @@ class _Tcp(asyncio.Protocol):
             self.owner.feed(msg, self.peer, "tcp")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer is not None and self.owner.tcp_conns.get(self.peer) is self:
-            del self.owner.tcp_conns[self.peer]
+        # it may be known under the dialled name too: drop every alias
+        for key in [k for k, v in self.owner.tcp_conns.items() if v is self]:
+            del self.owner.tcp_conns[key]
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -11,6 +11,8 @@ Params = dict[str, str | None]
 
 def split_quoted(s: str, sep: str) -> list[str]:
     """Split on `sep` outside double quotes and <...> (commas inside a URI are data)."""
+    if '"' not in s and "<" not in s:
+        return s.split(sep)  # the common case, without the character loop
     parts: list[str] = []
     buf: list[str] = []
     quoted = False

@@ -3,12 +3,16 @@ and a rejected request changes no row."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import uvicorn
@@ -71,8 +75,15 @@ def check(resp, store: Store, before: tuple[int, ...]) -> None:  # type: ignore[
             code = err.findtext("Code") or ""
             assert (code and int(code) in KNOWN_CODES) or (resp.status_code == 404 and code == "")
             assert err.findtext("Status") == str(resp.status_code)
+        elif "json" in ctype:
+            err = json.loads(resp.text)["TwilioResponse"]["RestException"]
+            assert (err["Code"] and int(err["Code"]) in KNOWN_CODES) or (resp.status_code == 404 and not err["Code"])
+        elif "csv" in ctype:
+            header, row = list(csv.reader(io.StringIO(resp.text)))[:2]
+            assert header == ["Status", "Message", "Code", "MoreInfo"] and row[0] == str(resp.status_code)
+            assert (row[2] and int(row[2]) in KNOWN_CODES) or (resp.status_code == 404 and not row[2])
         else:
-            assert ("RestException" in resp.text) or ("rest-exception" in resp.text)
+            assert 'class="rest-exception"' in resp.text
         assert snapshot(store) == before
 
 
@@ -93,7 +104,7 @@ def fuzz_env(store: Store, account, tmp_path: Path):  # type: ignore[no-untyped-
 def _fuzz_once(env, store, method, resource, suffix, form, query, auth_kind) -> None:  # type: ignore[no-untyped-def]
     tc, sid, call, pn = env
     path = f"/2008-08-01/Accounts/{sid}" + resource.format(call=call, pn=pn) + suffix
-    qs = "&".join(f"{k}={v}" for k, v in query)
+    qs = "&".join(f"{quote(k, safe='<>')}={quote(v, safe='')}" for k, v in query)
     auth = {"good": tc.auth, "none": None, "bad": (sid, "x" * 32)}[auth_kind]
     before = snapshot(store)
     body = "&".join(f"{k}={v}" for k, v in form).encode("utf-8", "surrogatepass")

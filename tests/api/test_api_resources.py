@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import xml.etree.ElementTree as ET
 
 import httpx
@@ -71,7 +72,10 @@ async def test_incoming_numbers(client, account, store) -> None:  # type: ignore
 async def test_caller_id_validation_flow(client, account, store, hooks) -> None:  # type: ignore[no-untyped-def]
     sid = account[0]
     base = f"/2008-08-01/Accounts/{sid}/OutgoingCallerIds"
-    r = await client.post(base, data={"PhoneNumber": "(415) 867-5309", "FriendlyName": "Office", "CallDelay": "5"})
+    # A number no other test uses: caller IDs are unique across accounts on the shared database.
+    n = "303" + str(2000000 + uuid.uuid4().int % 7999999)
+    dashed = f"({n[:3]}) {n[3:6]}-{n[6:]}"
+    r = await client.post(base, data={"PhoneNumber": dashed, "FriendlyName": "Office", "CallDelay": "5"})
     assert r.status_code == 201
     v = xml(r).find("ValidationRequest")
     assert v is not None and [c.tag for c in v] == ["AccountSid", "PhoneNumber", "ValidationCode"]
@@ -81,14 +85,14 @@ async def test_caller_id_validation_flow(client, account, store, hooks) -> None:
         pending = s.scalar(select(ValidationRequest).where(ValidationRequest.account_sid == sid))
         assert pending is not None and pending.validation_code == code and pending.call_delay == 5
     assert ("validation", pending.sid) in hooks.events
-    assert code_of(await client.post(base, data={"PhoneNumber": "4158675309", "CallDelay": "61"})) == "21454"
+    assert code_of(await client.post(base, data={"PhoneNumber": n, "CallDelay": "61"})) == "21454"
     assert code_of(await client.post(base, data={"PhoneNumber": "12"})) == "21401"
     from ringback.store.accounts import add_caller_id, create_account
 
-    pn = add_caller_id(store, sid, "4158675309")
-    assert code_of(await client.post(base, data={"PhoneNumber": "415-867-5309"})) == "21450"
+    pn = add_caller_id(store, sid, n)
+    assert code_of(await client.post(base, data={"PhoneNumber": dashed})) == "21450"
     other, other_token = create_account(store)
-    r = await client.post(f"/2008-08-01/Accounts/{other}/OutgoingCallerIds", data={"PhoneNumber": "4158675309"},
+    r = await client.post(f"/2008-08-01/Accounts/{other}/OutgoingCallerIds", data={"PhoneNumber": n},
                           auth=(other, other_token))
     assert code_of(r) == "21453"
     r = await client.get(f"{base}/{pn}")

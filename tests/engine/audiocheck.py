@@ -7,14 +7,19 @@ import numpy as np
 
 def best_correlation(heard: np.ndarray, reference: np.ndarray) -> float:
     """Max normalised cross-correlation of `reference` within `heard` (1.0 = identical shape)."""
+    return correlate(heard, reference)[0]
+
+
+def correlate(heard: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """(max normalised cross-correlation, offset in samples of `reference` within `heard`)."""
     h = heard.astype(np.float64)
     r = reference.astype(np.float64)
     if len(r) == 0 or len(h) < len(r):
-        return 0.0
+        return 0.0, -1
     r = r - r.mean()
     rn = np.sqrt((r * r).sum())
     if rn == 0:
-        return 0.0
+        return 0.0, -1
     n = len(h) + len(r)
     size = 1 << (n - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(r, size)), size)[: len(h) - len(r) + 1]
@@ -24,4 +29,6 @@ def best_correlation(heard: np.ndarray, reference: np.ndarray) -> float:
     s = np.concatenate([[0.0], np.cumsum(h)])
     mean = (s[len(r):] - s[: len(h) - len(r) + 1]) / len(r)
     var = np.maximum(energy - len(r) * mean * mean, 1e-9)
-    return float(np.max(corr / (np.sqrt(var) * rn)))
+    ncc = corr / (np.sqrt(var) * rn)
+    i = int(np.argmax(ncc))
+    return float(ncc[i]), i

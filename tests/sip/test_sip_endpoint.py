@@ -244,6 +244,7 @@ def test_rport_and_received_are_stamped_and_used():
     assert dst == nat
     via = parse_message(data).top_via
     assert via.params["received"] == nat[0] and via.params["rport"] == str(nat[1])
+    assert b.idle
 
 
 def test_uas_2xx_retransmitted_until_ack_then_gives_up_with_bye():

@@ -9,7 +9,7 @@ from ringback.sip.events import Answered, Cancelled, Dtmf, Failed, Hangup, Ringi
 from ringback.sip.sdp import make_answer, make_offer, parse_answer
 from ringback.sip.ua import IncomingCall, UserAgent
 
-T1 = 0.02  # shrinks every RFC timer proportionally so calls clean up in ~1.3 s
+T1 = 0.01  # shrinks every RFC timer proportionally so calls clean up in ~0.7 s
 
 
 async def next_event(call, timeout=3.0):

@@ -1,0 +1,169 @@
+"""TwiML flows on real calls through the engine: Dial bridging, Record, inbound calls, live
+redirect, answering machines, conferences. Audio is checked by content at the sandbox phones."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import numpy as np
+
+from ringback.media import g711
+from ringback.media.audio import decode
+from ringback.sandbox.plan import MACHINE_GREETING
+from ringback.tts import synth
+
+from .audiocheck import best_correlation, correlate
+
+ALICE = "This is Alice speaking from the garden"
+BOB = "Bob here, calling about the broken window"
+
+
+def reference(text: str, voice: str = "woman") -> np.ndarray:
+    return g711.ulaw_decode(g711.ulaw_encode(synth(text, voice=voice)))
+
+
+def add_phone(h, number: str, **spec) -> None:
+    h.server.sandbox.plan.add({"number": number, **spec})
+
+
+async def test_dial_bridges_two_phones_and_lists_segments(harness) -> None:
+    h = harness
+    add_phone(h, "5005550300", ring=0.2, say=ALICE, say_after=1.0, hangup_after=12.0)
+    add_phone(h, "5005550301", ring=0.3, say=BOB, say_after=0.5, hangup_after=8.0)
+    h.app.twiml("/app", '<Response><Dial action="/dialed" timeout="10">5005550301</Dial></Response>')
+    h.app.twiml("/dialed", "<Response><Hangup/></Response>")
+    sid = await h.make_call("5005550300")
+    call = await h.wait_final(sid, timeout=30)
+    assert call["Status"] == "2"
+    dialed = [r for r in h.requests_for(sid) if r.path == "/dialed"]
+    assert dialed and dialed[0].params["DialStatus"] == "answered"
+
+    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
+    assert len(segs) == 1
+    seg = segs[0]["Call"]
+    assert seg["CallSegmentSid"] and seg["Called"] == "5005550301"
+    assert int(seg["Flags"]) == 4 | 2
+    listed = (await h.http.get(f"{h.calls_path}.json")).json()["TwilioResponse"]["Calls"]
+    assert all(c["Call"]["CallSegmentSid"] in (None, "") for c in listed)
+
+    alice = await h.heard(sid)
+    bob = await h.heard(seg["CallSegmentSid"])
+    # Each heard the other's voice through the bridge.
+    assert best_correlation(alice.audio(), reference(BOB)[2000:10000]) > 0.5
+    assert best_correlation(bob.audio(), reference(ALICE)[2000:10000]) > 0.5
+
+
+async def test_dial_busy_and_no_answer_report_to_action(harness) -> None:
+    h = harness
+    h.app.twiml("/busy", '<Response><Dial action="/after">5005550190</Dial></Response>')
+    h.app.twiml("/noans", '<Response><Dial action="/after" timeout="1">5005550191</Dial></Response>')
+    h.app.twiml("/after", "<Response><Hangup/></Response>")
+    a, b = await asyncio.gather(h.make_call("5005550103", path="/busy"), h.make_call("5005550104", path="/noans"))
+    await asyncio.gather(h.wait_final(a), h.wait_final(b))
+    after_a = [r for r in h.requests_for(a) if r.path == "/after"]
+    after_b = [r for r in h.requests_for(b) if r.path == "/after"]
+    assert after_a[0].params["DialStatus"] == "busy"
+    assert after_b[0].params["DialStatus"] == "no-answer"
+
+
+async def test_record_captures_the_phone_even_when_it_hangs_up(harness) -> None:
+    h = harness
+    add_phone(h, "5005550310", ring=0.2, say=BOB, say_after=0.8, hangup_after=5.0)
+    h.app.twiml("/app", '<Response><Record action="/recorded" timeout="10" maxLength="20"/></Response>')
+    h.app.twiml("/recorded", "<Response><Hangup/></Response>")
+    sid = await h.make_call("5005550310")
+    call = await h.wait_final(sid, timeout=30)
+    assert call["Status"] == "2"
+    rec = [r for r in h.requests_for(sid) if r.path == "/recorded"]
+    assert rec, "the action is requested even though the caller hung up"
+    p = rec[0].params
+    assert p["CallStatus"] == "completed"
+    assert int(p["Duration"]) >= 2
+    # The recording is public (no auth) and holds what the phone said.
+    async with httpx.AsyncClient() as anon:
+        wav = await anon.get(p["RecordingUrl"])
+    assert wav.status_code == 200 and wav.headers["content-type"].startswith("audio/")
+    audio = decode(wav.content, "audio/wav")
+    assert best_correlation(audio, reference(BOB)[2000:10000]) > 0.5
+
+
+async def test_inbound_call_from_sandbox_phone(harness) -> None:
+    h = harness
+    nums = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers.json")).json()
+    pn = nums["TwilioResponse"]["IncomingPhoneNumbers"][0]["IncomingPhoneNumber"]
+    r = await h.http.post(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers/{pn['Sid']}",
+                          data={"Url": h.app.url("/inbound"), "Method": "POST"})
+    assert r.status_code == 200, r.text
+    h.app.twiml("/inbound", f"<Response><Say>{ALICE}</Say></Response>")
+    r = await h.http.post("/sandbox/Calls", data={"From": "4155550123", "To": pn["PhoneNumber"], "Say": ""})
+    assert r.status_code == 201, r.text
+    heard = r.json()
+    assert heard["result"] == "completed"
+    req = [s for s in h.app.seen if s.path == "/inbound"][0]
+    assert req.params["Caller"] == "4155550123" and req.params["Called"] == "5005551000"
+    assert req.params["CallStatus"] == "in-progress" and "DialStatus" not in req.params
+    assert req.signature_ok
+    assert req.params["CallerState"] == "CA"
+    call = await h.wait_final(req.params["CallSid"])
+    assert call["Flags"] == "1" and call["Status"] == "2"
+    assert call["PhoneNumberSid"] == pn["Sid"]
+
+
+async def test_unknown_number_is_404_to_the_caller(harness) -> None:
+    h = harness
+    r = await h.http.post("/sandbox/Calls", data={"From": "4155550123", "To": "5005551999"})
+    assert r.status_code == 404  # not the account's number: refused before any SIP
+
+
+async def test_live_redirect_interrupts_current_verb(harness) -> None:
+    h = harness
+    h.app.twiml("/app", '<Response><Say loop="0">Please hold the line</Say></Response>')
+    h.app.twiml("/new", f"<Response><Say>{ALICE}</Say><Hangup/></Response>")
+    sid = await h.make_call("5005550105")
+    deadline = time.monotonic() + 10
+    while not h.requests_for(sid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    r = await h.http.post(f"{h.calls_path}/{sid}", data={"CurrentUrl": h.app.url("/new"), "CurrentMethod": "GET"})
+    assert r.status_code == 200, r.text
+    call = await h.wait_final(sid, timeout=20)
+    assert call["Status"] == "2"
+    new = [s for s in h.requests_for(sid) if s.path == "/new"]
+    assert new and new[0].method == "GET"
+    heard = await h.heard(sid)
+    assert best_correlation(heard.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
+    # Redirecting a finished call is 21220.
+    r = await h.http.post(f"{h.calls_path}/{sid}", data={"CurrentUrl": h.app.url("/new")})
+    assert r.status_code == 400 and "21220" in r.text
+
+
+async def test_answering_machines_and_people_with_ifmachine(harness) -> None:
+    h = harness
+    message = "This is a reminder about your appointment tomorrow"
+    h.app.twiml("/app", f"<Response><Say>{message}</Say></Response>")
+    cont, hang, person = await asyncio.gather(
+        h.make_call("5005550170", IfMachine="Continue"),
+        h.make_call("5005550171", IfMachine="hangup"),
+        h.make_call("5005550106", IfMachine="Continue"),
+    )
+    c, hg, p = await asyncio.gather(*(h.wait_final(s, timeout=60) for s in (cont, hang, person)))
+    assert h.requests_for(cont)[0].params["DialStatus"] == "answered-machine"
+    assert h.requests_for(person)[0].params["DialStatus"] == "answered-human"
+    hung = h.requests_for(hang)
+    assert len(hung) == 1 and hung[0].params["DialStatus"] == "hangup-machine"
+    assert hung[0].params["CallStatus"] == "completed"
+    assert c["Status"] == hg["Status"] == p["Status"] == "2"
+
+    # Under Continue, the message lands on the machine's recording after its beep.
+    heard = await h.heard(cont)
+    ref = reference(message, voice="man")
+    score, offset = correlate(heard.audio(), ref[:8000])
+    assert score > 0.6
+    # The machine's greeting and beep, as its script plays them from the moment of answer.
+    beep_end = 0.1 + len(synth(MACHINE_GREETING, voice="woman")) / 8000 + 0.5
+    start = offset / 8000
+    assert beep_end - 0.05 <= start <= beep_end + 1.0, (start, beep_end)
+    machine = await h.heard(hang)
+    assert machine.hung_up_by == "remote"
