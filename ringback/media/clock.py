@@ -194,7 +194,9 @@ class MediaClock:
                 codes[slot, :k] = np.frombuffer(payload, np.uint8, k)
                 if k < SAMPLES:
                     codes[slot, k:] = g711.silence_code(8 if m._alaw else 0)
-        rx = np.where(alaw[:, None], g711.ALAW_DECODE[codes], g711.ULAW_DECODE[codes])
+        rx = g711.ULAW_DECODE[codes]
+        if alaw.any():
+            rx[alaw] = g711.ALAW_DECODE[codes[alaw]]
         rx[~present] = 0
         for slot, digit in self._dtmf.process(rx):
             m = members[slot] if slot < len(members) else None
@@ -217,7 +219,9 @@ class MediaClock:
         for mixer in self._mixers:
             mixer._mix(rx, tx, present)
         out = np.clip(tx, -32768, 32767).astype(np.int16)
-        enc = np.where(alaw[:, None], g711.alaw_encode(out), g711.ulaw_encode(out))
+        enc = g711.ulaw_encode(out)
+        if alaw.any():
+            enc[alaw] = g711.alaw_encode(out[alaw])
         batches: list[list[tuple[ClockMember, list[bytes]]]] = [[] for _ in range(PHASE_SLOTS)]
         for slot, m in enumerate(members):
             if m is None:

@@ -20,8 +20,9 @@ frequency offset (from the phase advance between halves; rejected beyond
 2.5 %, midway between Q.24's accept 1.5 % and reject 3.5 %) and its
 steadiness (both halves within 1 dB: a tone that starts or stops inside the
 block is not yet a hit, which is what rejects 23 ms bursts); and the two
-blocks that start a digit must carry both tones at the same level (1.5 dB),
-which speech formants gliding through a row/column pair rarely do.
+blocks that start a digit must carry both tones at the same level (1.5 dB)
+and frequency (4 Hz), which speech formants gliding through a row/column
+pair rarely do.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ TO_TOTAL_DB = -2.0  # see module docstring
 MAX_FREQ_ERROR = 0.025
 STEADY_DB = 1.0
 BLOCK_TO_BLOCK_DB = 1.5  # the two blocks that start a digit carry the same tone levels
+BLOCK_TO_BLOCK_HZ = 4.0  # ... and the same frequencies (speech glides, tones do not)
 CONTINUE_DB = -17.0  # an active digit continues while both tones stay within this of their start level
 
 
@@ -90,6 +92,7 @@ class DtmfDetector:
         self._misses = np.zeros(0, np.int32)
         self._ref = np.zeros((0, 2), np.float64)
         self._amp = np.zeros((0, 2), np.float64)
+        self._df = np.zeros((0, 2), np.float64)
         self.resize(n)
 
     def resize(self, n: int) -> None:
@@ -109,6 +112,9 @@ class DtmfDetector:
         amp = np.zeros((n, 2))
         amp[:keep] = self._amp[:keep]
         self._amp = amp
+        df = np.zeros((n, 2))
+        df[:keep] = self._df[:keep]
+        self._df = df
         self.n = n
 
     def reset(self, index: int) -> None:
@@ -119,6 +125,7 @@ class DtmfDetector:
         self._misses[index] = 0
         self._ref[index] = 0
         self._amp[index] = 0
+        self._df[index] = 0
 
     def process(self, frames: npt.ArrayLike) -> list[tuple[int, str]]:
         """Feed one ``(n, k)`` block of samples; returns [(stream index, digit)] that started."""
@@ -158,8 +165,9 @@ class DtmfDetector:
         ok &= (pr + pc) >= total * _db(TO_TOTAL_DB)
         cand = np.flatnonzero(ok)
         amp = np.zeros((self.n, 2))
+        df = np.zeros((self.n, 2))
         if cand.size:
-            ok[cand], amp[cand] = self._steady_and_on_frequency(x[cand], br[cand] * 4 + bc[cand])
+            ok[cand], amp[cand], df[cand] = self._steady_and_on_frequency(x[cand], br[cand] * 4 + bc[cand])
         hit = np.where(ok, br * 4 + bc, -1).astype(np.int32)
 
         # continuation of active digits: both tones still clearly there
@@ -177,7 +185,9 @@ class DtmfDetector:
         cur = np.where(ended, -1, cur)
         lim = 10 ** (BLOCK_TO_BLOCK_DB / 20)
         same_level = np.all((amp <= self._amp * lim) & (self._amp <= amp * lim), axis=1)
+        same_level &= np.all(np.abs(df - self._df) <= BLOCK_TO_BLOCK_HZ, axis=1)
         self._amp = amp
+        self._df = df
         start = (hit >= 0) & (hit == self._prev_hit) & (hit != cur) & same_level
         new = np.flatnonzero(start)
         cur = np.where(start, hit, cur)
@@ -193,7 +203,7 @@ class DtmfDetector:
     @staticmethod
     def _steady_and_on_frequency(
         x: npt.NDArray[np.float32], pair: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         halves = x.reshape(len(x), 2, HALF).astype(np.float64)
         coef = np.einsum("phkn,phn->phk", _PINV[pair], halves)  # [cand, half, (rc, rs, cc, cs)]
         z = coef[:, :, 0::2] - 1j * coef[:, :, 1::2]  # complex amplitude per half and tone
@@ -206,7 +216,8 @@ class DtmfDetector:
         dphi = np.angle(z[:, 1] * np.conj(z[:, 0]))  # phase advance over HALF samples
         df = dphi * RATE / (2 * np.pi * HALF)
         f0 = np.stack([np.array(ROWS)[pair // 4], np.array(COLS)[pair % 4]], axis=1)
-        return steady & np.all(np.abs(df) <= MAX_FREQ_ERROR * f0, axis=1), mag.mean(axis=1)
+        on_freq = np.all(np.abs(df) <= MAX_FREQ_ERROR * f0, axis=1)
+        return steady & on_freq, mag.mean(axis=1), df
 
 
 def detect(pcm: npt.ArrayLike) -> str:

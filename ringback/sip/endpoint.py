@@ -12,6 +12,8 @@ transactions that finish it leave `transactions` when their own absorbing timers
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -107,12 +109,15 @@ class SipEndpoint:
         self.cfg = TimerConfig.scaled(t1)
         self.verifier = DigestVerifier(realm, dict(credentials)) if credentials else None
         self.calls: dict[str, Call] = {}
-        self.transactions: dict[tuple[str, str], Transaction] = {}
+        self.transactions: dict[tuple[str, ...], Transaction] = {}
         self.stats: dict[str, int] = {
             "received": 0, "sent": 0, "malformed": 0, "stray_responses": 0, "retransmissions": 0,
         }
         self._events: deque[Event] = deque()
         self._out: list[tuple[bytes, Addr, str]] = []
+        # lazy timer heap: an entry is live only while its object still has exactly that deadline
+        self._heap: list[tuple[float, int, Transaction | Call]] = []
+        self._seq = itertools.count()
 
     # ------------------------------------------------------------------ surface
     def next_event(self) -> Event | None:
@@ -123,31 +128,36 @@ class SipEndpoint:
         self.stats["sent"] += len(out)
         return out
 
+    def _live(self, when: float, obj: Transaction | Call) -> bool:
+        if isinstance(obj, Call):
+            return self.calls.get(obj.call_id) is obj and obj.ok_next == when
+        return self.transactions.get(obj.table_key) is obj and obj.next_deadline() == when
+
     def get_timer(self) -> float | None:
-        best: float | None = None
-        for tx in self.transactions.values():
-            d = tx.next_deadline()
-            if d is not None and (best is None or d < best):
-                best = d
-        for call in self.calls.values():
-            if call.ok_next is not None and (best is None or call.ok_next < best):
-                best = call.ok_next
-        return best
+        heap = self._heap
+        while heap and not self._live(heap[0][0], heap[0][2]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def handle_timer(self, now: float) -> None:
-        for tx in list(self.transactions.values()):
-            d = tx.next_deadline()
-            if d is not None and d <= now:
-                before = len(tx.outgoing)
-                events = tx.handle_timer(now)
-                self.stats["retransmissions"] += max(0, len(tx.outgoing) - before)
-                self._drain(tx)
-                for ev in events:
-                    self._tx_event(tx, ev, now)
-        for call in list(self.calls.values()):
-            if call.ok_next is not None and call.ok_next <= now:
-                self._ok_timer(call, now)
-        self._reap()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, obj = heapq.heappop(heap)
+            if not self._live(when, obj):
+                continue
+            if isinstance(obj, Call):
+                self._ok_timer(obj, now)
+                continue
+            before = len(obj.outgoing)
+            events = obj.handle_timer(now)
+            self.stats["retransmissions"] += max(0, len(obj.outgoing) - before)
+            self._drain(obj)
+            for ev in events:
+                self._tx_event(obj, ev, now)
+
+    def _schedule(self, when: float | None, obj: Transaction | Call) -> None:
+        if when is not None:
+            heapq.heappush(self._heap, (when, next(self._seq), obj))
 
     @property
     def idle(self) -> bool:
@@ -250,7 +260,6 @@ class SipEndpoint:
                 self._on_response(msg, now)
         except ParseError:
             self.stats["malformed"] += 1
-        self._reap()
 
     # ------------------------------------------------------------------ internals: plumbing
     @property
@@ -266,9 +275,15 @@ class SipEndpoint:
         return f"SIP/2.0/{transport.upper()} {self._hostport};branch={new_branch()};rport"
 
     def _drain(self, tx: Transaction) -> None:
+        """After any change to a transaction: send its output, re-arm its timer or forget it."""
         for data in tx.outgoing:
             self._out.append((data, tx.addr, tx.transport))
         tx.outgoing.clear()
+        if tx.terminated:
+            if self.transactions.get(tx.table_key) is tx:
+                del self.transactions[tx.table_key]
+        else:
+            self._schedule(tx.next_deadline(), tx)
 
     def _send(self, data: bytes, addr: Addr, transport: str) -> None:
         self._out.append((data, addr, transport))
@@ -286,15 +301,11 @@ class SipEndpoint:
         if self.calls.pop(call.call_id, None) is not None:
             self._emit(Terminated(call.call_id))
 
-    def _reap(self) -> None:
-        dead = [k for k, tx in self.transactions.items() if tx.terminated]
-        for k in dead:
-            del self.transactions[k]
-
     def _start_client(self, req: Request, addr: Addr, transport: str, now: float) -> ClientTransaction:
         cls = ClientInviteTransaction if req.method == "INVITE" else ClientNonInviteTransaction
         tx = cls(req, addr, transport, self.cfg, now)
-        self.transactions[("c", *tx.key)] = tx  # type: ignore[index]
+        tx.table_key = ("c", *tx.key)
+        self.transactions[tx.table_key] = tx
         self._drain(tx)
         return tx
 
@@ -527,7 +538,8 @@ class SipEndpoint:
             tx = ServerInviteTransaction(req, dest, transport, self.cfg, now, self._make_response(req, 100))
         else:
             tx = ServerNonInviteTransaction(req, dest, transport, self.cfg, now)
-        self.transactions[("s", *tx.key)] = tx  # type: ignore[index]
+        tx.table_key = ("s", *tx.key)
+        self.transactions[tx.table_key] = tx
         self._drain(tx)
         return tx
 
@@ -617,6 +629,7 @@ class SipEndpoint:
             call.ok_next = now + self.cfg.t1
         else:
             call.ok_next = call.ok_give_up
+        self._schedule(call.ok_next, call)
 
     def _ok_timer(self, call: Call, now: float) -> None:
         if call.ok is None or call.ok_next is None:
@@ -632,6 +645,7 @@ class SipEndpoint:
         self.stats["retransmissions"] += 1
         call.ok_interval = min(call.ok_interval * 2, self.cfg.t2)
         call.ok_next = min(now + call.ok_interval, call.ok_give_up)
+        self._schedule(call.ok_next, call)
 
     def _find_dialog_call(self, req: Request) -> Call | None:
         call = self.calls.get(req.call_id)

@@ -38,6 +38,7 @@ _CANON = {n.lower(): n for n in (
 MULTI = {"via", "route", "record-route", "contact", "allow", "supported", "require", "accept",
          "unsupported", "allow-events", "content-encoding"}
 
+_WS_RE = re.compile(r"\s")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
@@ -320,7 +321,7 @@ def _validate(msg: Request | Response) -> None:
     for required in ("Call-ID", "CSeq", "From", "To", "Via"):
         if msg.get(required) is None:
             raise ParseError(f"missing {required}")
-    if not msg.call_id or any(c.isspace() for c in msg.call_id):
+    if not msg.call_id or _WS_RE.search(msg.call_id):
         raise ParseError("bad Call-ID")
     _, method = msg.cseq
     if isinstance(msg, Request) and method != msg.method:

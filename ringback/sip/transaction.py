@@ -61,6 +61,7 @@ class Transaction:
         self.outgoing: list[bytes] = []
         self.deadlines: dict[str, float] = {}
         self.intervals: dict[str, float] = {}
+        self.table_key: tuple[str, ...] = ()  # its key in the owner's table
 
     @property
     def terminated(self) -> bool:

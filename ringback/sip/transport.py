@@ -93,6 +93,11 @@ class SipTransport:
             udp, _ = await self._loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(host, port),
                                                                family=family)
             real = udp.get_extra_info("sockname")[1]
+            sock = udp.get_extra_info("socket")
+            if sock is not None:
+                # bursts of INVITEs should queue in the kernel, not be dropped and retransmitted
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             if not tcp:
                 self._udp = udp  # type: ignore[assignment]
                 self.tcp = False

@@ -151,10 +151,6 @@ class UserAgent:
         self._transport.flush()
         return call
 
-    async def options(self, target: str) -> None:
-        """Out-of-dialog OPTIONS ping (fire and forget; useful as a trunk keep-alive)."""
-        raise NotImplementedError
-
     # ------------------------------------------------------------------ internals
     def _act(self, fn: Callable[[SipEndpoint, float], None]) -> None:
         fn(self.endpoint, self._transport.now)

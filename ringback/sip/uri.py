@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ringback.sip.errors import ParseError
 
 Params = dict[str, str | None]
+_WS = re.compile(r"\s")
+_BAD_HOST = re.compile(r'[\s<>"]')
 
 
 def split_quoted(s: str, sep: str) -> list[str]:
@@ -82,7 +85,7 @@ def _split_hostport(s: str) -> tuple[str, int | None]:
         host, colon, port_s = s.partition(":")
         if not colon:
             port_s = ""
-    if not host or any(c in host for c in ' \t<>"'):
+    if not host or _BAD_HOST.search(host):
         raise ParseError("bad host")
     if not port_s:
         return host, None
@@ -140,7 +143,7 @@ def parse_uri(s: str) -> SipUri:
         raise ParseError(f"bad URI {s[:40]!r}")
     scheme = scheme.lower()
     if scheme not in ("sip", "sips"):
-        if not rest or any(c.isspace() for c in rest):
+        if not rest or _WS.search(rest):
             raise ParseError("bad URI")
         return SipUri(scheme=scheme, opaque=rest)
     rest, qmark, headers = rest.partition("?")
@@ -149,12 +152,10 @@ def parse_uri(s: str) -> SipUri:
         userinfo, _, rest = rest.rpartition("@")
         user, pcolon, pw = userinfo.partition(":")
         password = pw if pcolon else None
-        if any(c.isspace() for c in userinfo):
+        if _WS.search(userinfo):
             raise ParseError("bad userinfo")
     hostport, _, params = rest.partition(";")
     host, port = _split_hostport(hostport)
-    if any(c.isspace() for c in host):
-        raise ParseError("bad host")
     return SipUri(scheme, user, password, host.lower(), port, parse_params(params), headers if qmark else None)
 
 

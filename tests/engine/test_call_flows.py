@@ -167,3 +167,83 @@ async def test_answering_machines_and_people_with_ifmachine(harness) -> None:
     assert beep_end - 0.05 <= start <= beep_end + 1.0, (start, beep_end)
     machine = await h.heard(hang)
     assert machine.hung_up_by == "remote"
+
+
+PHRASES = [
+    "Red apples grow in the northern orchard",
+    "Seven silver trains leave the station at noon",
+    "My favourite colour has always been green",
+    "Please remember to water the tomato plants",
+]
+
+
+async def test_conference_mixes_everyone_but_yourself(harness) -> None:
+    h = harness
+    numbers = [f"50055503{20 + i}" for i in range(len(PHRASES))]
+    for i, (n, phrase) in enumerate(zip(numbers, PHRASES, strict=True)):
+        # Staggered speech so the phrases do not overlap in the mix.
+        add_phone(h, n, ring=0.2, say=phrase, say_after=2.0 + 3.2 * i, hangup_after=2.0 + 3.2 * len(PHRASES) + 2.0)
+    h.app.twiml("/app", '<Response><Dial><Conference beep="false">standup</Conference></Dial></Response>')
+    sids = await asyncio.gather(*(h.make_call(n) for n in numbers))
+    finals = await asyncio.gather(*(h.wait_final(s, timeout=60) for s in sids))
+    assert all(c["Status"] == "2" for c in finals)
+    for i, sid in enumerate(sids):
+        audio = (await h.heard(sid)).audio()
+        for j, phrase in enumerate(PHRASES):
+            score = best_correlation(audio, reference(phrase)[1000:9000])
+            # Unrelated speech of the same voice correlates at about 0.25-0.35; a copy at ~1.0.
+            if i == j:
+                assert score < 0.5, f"participant {i} heard their own voice ({score:.2f})"
+            else:
+                assert score > 0.8, f"participant {i} did not hear participant {j} ({score:.2f})"
+    confs = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/Conferences.json")).json()
+    conf = confs["TwilioResponse"]["Conferences"][0]["Conference"]
+    assert conf["FriendlyName"] == "standup" and conf["Status"] == "2"
+
+
+async def test_dial_whisper_and_hangup_on_star(harness) -> None:
+    h = harness
+    add_phone(h, "5005550330", ring=0.2, say=None, digits="*", digits_after=4.0, hangup_after=10.0)
+    add_phone(h, "5005550331", ring=0.2, say=None, hangup_after=20.0)
+    h.app.twiml("/app", '<Response><Dial hangupOnStar="true" action="/after">'
+                        '<Number url="/whisper">5005550331</Number></Dial></Response>')
+    h.app.twiml("/whisper", f"<Response><Say>{ALICE}</Say></Response>")
+    h.app.twiml("/after", "<Response><Say>Back with you</Say></Response>")
+    sid = await h.make_call("5005550330")
+    call = await h.wait_final(sid, timeout=30)
+    assert call["Status"] == "2"
+    after = [r for r in h.requests_for(sid) if r.path == "/after"]
+    assert after and after[0].params["DialStatus"] == "answered"
+    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
+    callee = await h.heard(segs[0]["Call"]["CallSegmentSid"])
+    # The whisper went to the callee only; '*' ended the callee's leg well before its own hangup.
+    assert best_correlation(callee.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
+    assert callee.hung_up_by == "remote" and callee.hung_up_at - callee.answered_at < 15
+    caller = await h.heard(sid)
+    assert best_correlation(caller.audio(), reference(ALICE, voice="man")[2000:10000]) < 0.3
+
+
+async def test_caller_id_validation_call(harness) -> None:
+    h = harness
+    r = await h.http.post(f"/2008-08-01/Accounts/{h.sid}/OutgoingCallerIds",
+                          data={"PhoneNumber": "500-555-0340", "CallDelay": "1", "FriendlyName": "Desk"})
+    assert r.status_code in (200, 201), r.text
+    import xml.etree.ElementTree as ET
+
+    code = ET.fromstring(r.content).findtext("ValidationRequest/ValidationCode")
+    assert code and len(code) == 6
+    # The phone behind the number types the code when asked.
+    add_phone(h, "5005550340", ring=0.2, say=None, digits=code, digits_after=4.0, hangup_after=15.0)
+    deadline = time.monotonic() + 30
+    ids: list = []
+    while time.monotonic() < deadline:
+        doc = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/OutgoingCallerIds.json")).json()
+        ids = doc["TwilioResponse"]["OutgoingCallerIds"]
+        if any(i["OutgoingCallerId"]["PhoneNumber"] == "5005550340" for i in ids):
+            break
+        await asyncio.sleep(0.2)
+    assert any(i["OutgoingCallerId"]["PhoneNumber"] == "5005550340" for i in ids)
+    # And now it can be used as Caller.
+    h.app.twiml("/app", "<Response><Hangup/></Response>")
+    r = await h.http.post(h.calls_path, data={"Caller": "5005550340", "Called": "5005550109", "Url": h.app.url("/app")})
+    assert r.status_code == 201, r.text

@@ -32,7 +32,7 @@ def test_reference_vector_without_params() -> None:
     assert compute_signature("12345", URL, None) == "zYQTYrRWXE7LtzbG4PfP7/bkkGo="
 
 
-def test_twilio_python_3_vector() -> None:
+def test_sdk_agrees_on_2010_style_params() -> None:
     params = {
         "ToState": "California",
         "CalledState": "California",
