@@ -102,7 +102,7 @@ def seed(url: str, n_calls: int) -> None:
             t = base + timedelta(seconds=i * 30)
             status = rnd.choice([2, 2, 2, 3, 4, 5])
             rows.append(dict(sid="CA" + uuid.UUID(int=rnd.getrandbits(128)).hex, account_sid=BIG if i % 20 else ACCOUNT,
-                             called="415555%04d" % rnd.randrange(10000), caller=CALLER, phone_number_sid=None,
+                             called=f"415555{rnd.randrange(10000):04d}", caller=CALLER, phone_number_sid=None,
                              status=status, state="ended", flags=2, url="http://x/y", method="POST", timeout=60,
                              start_time=t, end_time=t + timedelta(seconds=40), duration=30, date_created=t,
                              date_updated=t + timedelta(seconds=40)))

@@ -66,6 +66,10 @@ class Detector:
         self._utt_start_ms = -1
         self.last_speech_end_ms = -1
         self.words = 0
+        self.utterances = 0
+        self.sentence_pauses = 0  # pauses between sentences inside the first utterance
+        self._prev_dual = False
+        self.segments: list[list[int]] = []  # [start_ms, end_ms] of each speech run (end -1 while open)
         # results
         self.verdict: Verdict | None = None
         self.greeting_end: GreetingEnd | None = None
@@ -130,8 +134,13 @@ class Detector:
             and flat >= p.beep_min_flatness
             and p.beep_min_hz - _HZ_SLACK <= hz <= p.beep_max_hz + _HZ_SLACK
         )
-        beep = self._beep.step(t, is_tone, hz)
-        tonal = is_tone or purity2 >= TONE_MIN_PURITY2 or self._beep.tone_active
+        bt = self._beep
+        bt.step(t, is_tone, hz, t if self._in_speech else (self.last_speech_end_ms if self.last_speech_end_ms >= 0 else -(1 << 30)))
+        # Dual tones (ringback, busy) are excluded per frame; a held vowel can look like that for a
+        # frame, so it takes two such frames in a row.
+        dual = purity2 >= TONE_MIN_PURITY2
+        tonal = bt.tone_active or (dual and self._prev_dual)
+        self._prev_dual = dual
         raw = (not tonal) and level >= p.vad_min_dbfs and level >= floor + p.vad_snr_db
 
         # Smoothed speech with onset run and hangover.
@@ -141,11 +150,16 @@ class Detector:
             if not self._in_speech and self._raw_run * FRAME_MS >= p.min_speech_run_ms:
                 self._in_speech = True
                 start = now - self._raw_run * FRAME_MS
+                self.segments.append([start, -1])
                 if self.first_speech_ms < 0:
                     self.first_speech_ms = start
-                if self.last_speech_end_ms < 0 or start - self.last_speech_end_ms >= p.human_mid_silence_ms:
+                pause = start - self.last_speech_end_ms if self.last_speech_end_ms >= 0 else -1
+                if pause < 0 or pause >= p.utterance_gap_ms:
                     self._utt_start_ms = start  # a long pause starts a new utterance
-                if self.last_speech_end_ms < 0 or start - self.last_speech_end_ms >= p.word_gap_ms:
+                    self.utterances += 1
+                elif pause >= p.sentence_pause_ms and self.utterances == 1:
+                    self.sentence_pauses += 1
+                if pause < 0 or pause >= p.word_gap_ms:
                     self.words += 1
                 self.voiced_ms += self._raw_run * FRAME_MS
             elif self._in_speech:
@@ -157,11 +171,15 @@ class Detector:
                 if self._gap * FRAME_MS >= p.speech_hangover_ms:
                     self._in_speech = False
                     self.last_speech_end_ms = now - self._gap * FRAME_MS
+                    self.segments[-1][1] = self.last_speech_end_ms
+        beep = bt.confirm(t, self._raw_run)
         silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
 
         if self.verdict is None:
             if beep is not None:
                 self._decide("machine", "beep")
+            elif bt.sit:
+                self._decide("machine", "sit")
             elif self.first_speech_ms < 0:
                 if now >= p.initial_silence_ms:
                     self._decide("unknown", "initial-silence")
@@ -171,12 +189,16 @@ class Detector:
                 self._decide("machine", "long-utterance")
             elif self.words > p.max_words:
                 self._decide("machine", "max-words")
-            elif silence_ms > 0 and not self._beep.tone_active and silence_ms >= self._human_silence_needed():
+            elif self.sentence_pauses >= p.machine_sentences:
+                self._decide("machine", "sentences")
+            elif self.sentence_pauses > 0 and self.voiced_ms >= p.machine_sentence_speech_ms:
+                self._decide("machine", "sentences-speech")
+            elif silence_ms > 0 and not bt.busy and silence_ms >= self._human_silence_needed():
                 self._decide("human", "short-greeting")
             elif now >= p.total_analysis_ms:
                 # Still talking (or barely paused) after lots of speech: a machine. A long phrase
                 # followed by a long wait is how people answer, so that stays undecided.
-                talking = self._in_speech or silence_ms < p.human_mid_silence_ms
+                talking = self._in_speech or silence_ms < p.utterance_gap_ms
                 if self.voiced_ms >= p.timeout_machine_speech_ms and talking:
                     self._decide("machine", "timeout-speech")
                 else:
@@ -189,7 +211,7 @@ class Detector:
         if beep is not None:
             self.beep_end_s = beep[0] / 1000.0
             self._end_greeting("beep", beep[0])
-        elif silence_ms >= p.greeting_end_silence_ms and not self._beep.tone_active:
+        elif silence_ms >= p.greeting_end_silence_ms and not bt.busy:
             self._end_greeting("silence", self.last_speech_end_ms)
         elif now >= p.max_greeting_ms:
             self._end_greeting("timeout", now)
@@ -200,6 +222,8 @@ class Detector:
         # The longer they spoke, the longer the silence must be: machines pause between sentences.
         p = self.params
         v = self.voiced_ms
+        if self.sentence_pauses > 0:
+            return p.human_long_silence_ms if v < p.human_max_speech_ms else 1 << 30
         if v < p.human_short_speech_ms:
             return p.human_silence_ms
         if v < p.human_mid_speech_ms:

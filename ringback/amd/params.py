@@ -30,24 +30,39 @@ class AmdParams:
     """Silence shorter than this inside speech is bridged (plosives, short gaps between syllables)."""
 
     # --- speech pattern: people say something short and wait; machines talk on ---
+    # The first utterance is speech whose inner pauses are all shorter than utterance_gap_ms.
+    # Recorded greetings are read sentences: they pause between sentences (sentence_pause_ms and
+    # up), where people answering say one phrase with at most comma-length pauses, then wait.
     initial_silence_ms: int = 5000
     """No speech at all for this long -> unknown (undecided counts as a person)."""
-    human_silence_ms: int = 600
-    """After a very short utterance (under human_short_speech_ms), this much silence -> human."""
-    human_short_speech_ms: int = 700
+    human_silence_ms: int = 650
+    """After a very short first utterance (under human_short_speech_ms, no sentence pause), this
+    much silence -> human. People say "Hello?" and wait ~0.5-0.7 s for an answer."""
+    human_short_speech_ms: int = 800
     """Voiced time below which human_silence_ms applies ("Hello?", "Yeah?")."""
-    human_mid_silence_ms: int = 900
+    human_mid_silence_ms: int = 650
     """Silence that proves a person after speech under human_mid_speech_ms ("Hi, this is Dana")."""
-    human_mid_speech_ms: int = 1400
+    human_mid_speech_ms: int = 1500
     """Voiced time below which human_mid_silence_ms applies."""
-    human_long_silence_ms: int = 1800
-    """Silence that proves a person after longer speech (a business greeting); machines pause less."""
-    human_max_speech_ms: int = 2400
+    human_long_silence_ms: int = 1300
+    """Silence that proves a person after longer speech, or after any sentence pause (a business
+    greeting). Greetings pause under 0.7 s between sentences, and a beep comes at most ~1.2 s
+    after the greeting: waiting this long lets a late beep still win over "silence -> person"."""
+    human_max_speech_ms: int = 2800
     """Voiced time after which silence no longer proves a person (then only the time budget decides)."""
-    machine_speech_ms: int = 2400
-    """Voiced time since answer at or above which it is a machine."""
-    machine_utterance_ms: int = 3600
-    """One utterance (pauses under human_mid_silence_ms) this long from its start -> machine."""
+    utterance_gap_ms: int = 900
+    """A pause this long ends an utterance (a new one starts with the next speech)."""
+    sentence_pause_ms: int = 260
+    """A pause at least this long (and under utterance_gap_ms) followed by more speech is a pause
+    between sentences. People's pauses inside an answer are mostly commas, under 250 ms."""
+    machine_sentences: int = 2
+    """This many sentence pauses in the first utterance (three sentences) -> machine."""
+    machine_sentence_speech_ms: int = 2000
+    """With a sentence pause, this much voiced time -> machine ("Hi, it's Kate. Leave a message.")."""
+    machine_speech_ms: int = 2800
+    """Voiced time since answer at or above which it is a machine (longest people's answers ~2.7 s)."""
+    machine_utterance_ms: int = 3800
+    """One utterance (pauses under utterance_gap_ms) this long from its start -> machine."""
     max_words: int = 12
     """More word-like speech bursts than this before a human verdict -> machine."""
     word_gap_ms: int = 160
@@ -56,6 +71,9 @@ class AmdParams:
     """Time budget for the human/machine verdict; then machine if mostly speech, else unknown."""
     timeout_machine_speech_ms: int = 2000
     """At the time budget, this much voiced time or more -> machine rather than unknown."""
+    sit_min_tones: int = 3
+    """This many different tones back to back (a special information tone before an intercept
+    message) -> machine. 0 turns it off."""
 
     # --- beep: one stable spectral peak ---
     beep_min_hz: float = 300.0
@@ -72,12 +90,23 @@ class AmdParams:
     """Share of the frame's 100-3600 Hz energy within +-50 Hz of the peak (speech and dual tones score low)."""
     beep_min_flatness: float = 0.35
     """Min/max ratio of 5 ms sub-block energies in a frame (beating dual tones such as 440+480 score low)."""
-    beep_freq_tol_hz: float = 20.0
+    beep_freq_tol_hz: float = 10.0
     """How far the peak may wander from the tone's running mean and still be the same tone."""
+    beep_max_step_hz: float = 2.0
+    """How far the peak may move from one frame to the next inside a tone. Generated and recorded
+    beeps move under 0.5 Hz; a voiced vowel's pure-looking harmonic glides ~4 Hz (median) per frame."""
     beep_max_dropout_ms: int = 20
     """Frames inside a tone that may fail the tests (a noise burst) without ending it."""
     beep_confirm_ms: int = 80
-    """Quiet after a tone before it is accepted: a different tone right after it means a sequence (SIT)."""
+    """Quiet after a tone before it is accepted: a different tone right after it means a sequence
+    (SIT), and speech right after it means it was a held vowel."""
+    beep_min_gap_ms: int = 100
+    """Speech-free time before a tone for it to stand alone. A tone closer to speech than this
+    (a held vowel looks like one) must also pass the beep_attached_* tests."""
+    beep_attached_min_ms: int = 160
+    """Shortest tone that directly follows speech and still counts as a beep."""
+    beep_attached_quiet_ms: int = 200
+    """Quiet (no speech, no tone) needed after a tone that directly follows speech."""
     fax_cng_hz: float = 1100.0
     """Fax calling tone, rejected."""
     fax_ced_hz: float = 2100.0

@@ -93,6 +93,8 @@ class LegChannel:
         done, result = await race_hangup(self.leg.media.play(pcm, interruptible=interruptible), self.hung_up)
         if not done:
             self.leg.media.stop_playback()
+        elif result is not None:
+            await self.leg.media.next_digit(0)  # the key that cut the audio is consumed (twiml.channel contract)
         return result if done else None
 
     async def next_digit(self, timeout: float) -> str | None:

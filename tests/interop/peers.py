@@ -172,6 +172,7 @@ async def sipp_uas(
     workdir: Path,
     *,
     keys: dict[str, str] | None = None,
+    subst: dict[str, str] | None = None,
     calls: int = 1,
     transport: str = "u1",
     pause_ms: int = 500,
@@ -180,10 +181,19 @@ async def sipp_uas(
 ) -> AsyncIterator[Sipp]:
     """Run SIPp as a UAS with `scenario` (a file under scenarios/ or a path) until `calls` calls ended.
 
-    `keys` fill the scenario's [name] fields (SIPp -key); `pause_ms` is the length of its <pause/>s."""
+    `keys` fill the scenario's [name] fields (SIPp -key); `subst` replaces text in a copy of the
+    scenario before SIPp reads it (for what SIPp parses at load time, such as a response code);
+    `pause_ms` is the length of its <pause/>s."""
     binary = need("sipp")
     workdir.mkdir(parents=True, exist_ok=True)
     sf = Path(scenario) if os.sep in str(scenario) else SCENARIOS / scenario
+    if subst:
+        text = sf.read_text()
+        for old, new in subst.items():
+            assert old in text, f"{old!r} not in {sf.name}"
+            text = text.replace(old, new)
+        sf = workdir / sf.name
+        sf.write_text(text)
     port = free_port(pair=True)
     media_port = free_port(pair=True)
     sipp = Sipp(port, media_port, workdir)

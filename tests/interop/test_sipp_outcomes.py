@@ -20,10 +20,11 @@ SAY = "<Response><Say>Hello from ringback</Say></Response>"
 
 
 async def _call(tmp_path: Path, scenario: str, keys: dict[str, str], *, trunk_user: str = "", pause_ms: int = 500,
+                subst: dict[str, str] | None = None,
                 path: str = "/app", twiml: str = SAY, **params: str) -> tuple[dict, object, Sipp, int | None, object]:
     """Run one REST call against a SIPp UAS; returns (final call, first request, sipp, SipResponseCode, harness)."""
     keys = {"te": "101", **keys}
-    async with sipp_uas(scenario, tmp_path / "sipp", keys=keys, pause_ms=pause_ms) as sipp:
+    async with sipp_uas(scenario, tmp_path / "sipp", keys=keys, subst=subst, pause_ms=pause_ms) as sipp:
         async with start_ringback(tmp_path / "rb", f"sip:{trunk_user}127.0.0.1:{sipp.port}") as h:
             h.app.twiml(path, twiml)
             sid = await h.make_call(path, **params)
@@ -72,7 +73,8 @@ async def test_answer_then_ringback_hangs_up(tmp_path: Path) -> None:
 )
 async def test_final_error_while_ringing(tmp_path: Path, code: int, reason: str, dial_status: str,
                                          call_status: str, status: str) -> None:
-    call, first, sipp, sip_code, h = await _call(tmp_path, "uas_reject.xml", {"code": str(code), "reason": reason})
+    call, first, sipp, sip_code, h = await _call(tmp_path, "uas_reject.xml", {},
+                                             subst={"[code] [reason]": f"{code} {reason}"})
     assert first.params["DialStatus"] == dial_status
     assert first.params["CallStatus"] == call_status
     assert call["Status"] == status
