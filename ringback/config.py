@@ -104,12 +104,17 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sandbox", help="sandbox phones file (RINGBACK_SANDBOX)")
     parser.add_argument("--fetch-deny", help="comma-separated CIDRs/hosts apps may not fetch (RINGBACK_FETCH_DENY)")
     parser.add_argument("--data-dir", help="where recordings are kept (RINGBACK_DATA_DIR, default .)")
-    parser.add_argument(
-        "--amd",
-        action="append",
-        metavar="NAME=VALUE",
-        help="override an AMD parameter, e.g. --amd after_greeting_silence_ms=700 (RINGBACK_AMD_<NAME>)",
-    )
+    amd = parser.add_argument_group("answering-machine detection (each also RINGBACK_AMD_<NAME>)")
+    for name, default in _amd_defaults().items():
+        amd.add_argument(f"--amd-{name.replace('_', '-')}", dest=f"amd_{name}", type=float, metavar=str(default))
+
+
+def _amd_defaults() -> dict[str, float]:
+    import dataclasses
+
+    from ringback.amd.params import AmdParams
+
+    return {f.name: getattr(AmdParams(), f.name) for f in dataclasses.fields(AmdParams)}
 
 
 def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -164,7 +169,8 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
     for key, value in env.items():
         if key.startswith(ENV_PREFIX + "AMD_"):
             s.amd[key[len(ENV_PREFIX) + 4 :].lower()] = float(value)
-    for item in (getattr(args, "amd", None) or []) if args is not None else []:
-        name, _, value = item.partition("=")
-        s.amd[name.strip().lower()] = float(value)
+    if args is not None:
+        for key, value in vars(args).items():
+            if key.startswith("amd_") and value is not None:
+                s.amd[key[4:]] = float(value)
     return s

@@ -85,6 +85,9 @@ class RingbackServer:
 
     async def start(self) -> None:
         s = self.settings
+        from ringback.engine.amd_run import params_from_settings
+
+        params_from_settings(s.amd)  # unknown or bad AMD parameters fail at start, not on a call
         s.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.store = await asyncio.to_thread(Store, s.database_url, recordings_dir=str(s.recordings_dir))
         self.account = await asyncio.to_thread(

@@ -24,9 +24,15 @@ import resource
 import select
 import socket
 import struct
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# run as a script, sys.path[0] is bench/media: put this checkout first so the
+# engine measured is the one beside the benchmark, not whatever is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 SO_TIMESTAMPNS = 35  # Linux; not exported by the socket module
 PERIOD = 0.02

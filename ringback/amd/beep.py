@@ -53,7 +53,7 @@ class BeepTracker:
         self._cand_hz = 0.0
         self._confirm_at = 0
         self._max_dropouts = params.beep_max_dropout_ms // FRAME_MS
-        self._speech_end = -(1 << 30)  # end (ms) of the last raw speech frame
+        self._speech_end = -(1 << 30)  # end (ms) of the last non-tone sound
         # back-to-back tones of different frequencies (SIT)
         self._seq_hz = 0.0
         self._seq_n = 0
@@ -63,13 +63,13 @@ class BeepTracker:
         self.tone_active = False
         self.sit = False  # a special-information-tone sequence was heard
 
-    def step(self, t_ms: int, is_tone: bool, hz: float, speech_end_ms: int) -> None:
+    def step(self, t_ms: int, is_tone: bool, hz: float, sound_end_ms: int) -> None:
         """Feed the frame that starts at ``t_ms``: extend, close or open a tone run.
 
-        ``speech_end_ms``: where the (smoothed) speech last ended, ``t_ms`` while it is going on.
+        ``sound_end_ms``: where the last sound that is not a tone (speech, noise bursts) ended.
         """
         p = self._p
-        self._speech_end = speech_end_ms
+        self._speech_end = sound_end_ms
         if self._run_start >= 0:
             mean = self._run_sum / self._run_n
             if is_tone and abs(hz - mean) <= p.beep_freq_tol_hz and abs(hz - self._run_last_hz) <= p.beep_max_step_hz:
@@ -103,12 +103,12 @@ class BeepTracker:
         """A tone is sounding or a finished one awaits confirmation: no verdict from silence now."""
         return self.tone_active or self._cand_end >= 0
 
-    def confirm(self, t_ms: int, speech_run: int) -> tuple[int, float] | None:
-        """After ``step`` for the same frame, with the number of raw speech frames in a row up to
-        and including it. Returns (beep end ms, frequency) once confirmed."""
-        if speech_run >= 2 and self._cand_end >= 0:
-            # Speech right after the tone: it was a held vowel (or the tone was inside speech).
-            # One loud frame is not speech: a beep's own ragged last frame can look like that.
+    def confirm(self, t_ms: int, sound_run: int) -> tuple[int, float] | None:
+        """After ``step`` for the same frame, with the number of loud non-tone frames in a row up
+        to and including it. Returns (beep end ms, frequency) once confirmed."""
+        if sound_run >= 2 and self._cand_end >= 0:
+            # Sound right after the tone: it was a held vowel (or the tone was inside speech).
+            # One loud frame is not enough: a beep's own ragged last frame can look like that.
             self._cand_end = -1
         if self._cand_end >= 0 and t_ms + FRAME_MS >= self._confirm_at:
             found = (self._cand_end, self._cand_hz)

@@ -22,6 +22,7 @@ SR = 8000
 SEED = 20080801
 RECIPE_VERSION = 1
 Truth = Literal["human", "machine", "silence", "fax"]
+Split = Literal["tune", "heldout", "fresh"]
 
 HUMAN_PHRASES = [
     "Hello?", "Yeah?", "Hi.", "Hello.", "Yes?", "Hi, this is Dana.", "Hello, this is Mark.",
@@ -64,11 +65,23 @@ HELD_NOISES = ["none", "brown", "hum", "babble"]
 TUNE_BEEPS = [400.0, 500.0, 800.0, 1000.0, 1400.0, 2000.0]
 HELD_BEEPS = [350.0, 650.0, 950.0, 1200.0, 1700.0, 2400.0]
 
+# A fresh held-out split, made after the detector was tuned (the first held-out split had been
+# looked at by then). Its voices, rate/pitch ranges, noises and beep frequencies appear in
+# neither earlier split; it has its own seed and is built in its own process and directory.
+# Nothing may be tuned on it.
+FRESH_SEED = 20260415
+FRESH_VOICES = [("en-us", "belinda"), ("en-gb-x-gbclan", "m8"), ("en-us", "klatt4"), ("en", "linda"),
+                ("en-us", "david"), ("en-gb-x-gbcwmd", "annie"), ("en-us", "Gene")]
+FRESH_NOISES = ["none", "hiss", "crackle", "street"]
+FRESH_BEEPS = [450.0, 750.0, 1050.0, 1550.0, 1850.0, 2250.0]
+FRESH_RATES = (115, 250)  # words per minute; the earlier splits used 130-229
+FRESH_PITCHES = (10, 95)  # espeak 0-100; the earlier splits used 25-79
+
 
 @dataclass
 class Clip:
     name: str
-    split: Literal["tune", "heldout"]
+    split: Split
     truth: Truth
     kind: str
     beep_end_s: float | None
@@ -153,6 +166,21 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
     elif kind == "hum":
         t = np.arange(n) / SR
         x = sum(np.sin(2 * np.pi * 60 * k * t) / k for k in (1, 2, 3, 5)) + 0.3 * rng.standard_normal(n)
+    elif kind == "hiss":
+        # Line hiss: white noise tilted towards high frequencies.
+        w = rng.standard_normal(n + 1)
+        x = w[1:] - 0.9 * w[:-1]
+    elif kind == "crackle":
+        # A bad line: sparse clicks over a faint white floor.
+        x = 0.2 * rng.standard_normal(n)
+        clicks = rng.random(n) < 0.002
+        x[clicks] += rng.standard_normal(int(clicks.sum())) * 25.0
+    elif kind == "street":
+        # Traffic: pink noise whose level swells and fades over seconds.
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec /= np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
+        t = np.arange(n) / SR
+        x = np.fft.irfft(spec, n) * (1.0 + 0.7 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3)))
     elif kind == "babble":
         # Distant chatter: several far voices summed, quiet and continuous.
         parts = []
@@ -174,20 +202,25 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
 # --- clip recipes --------------------------------------------------------------------------------
 
 class _Builder:
-    def __init__(self, split: Literal["tune", "heldout"], rng: np.random.Generator) -> None:
+    def __init__(self, split: Split, rng: np.random.Generator) -> None:
         self.split = split
         self.rng = rng
         held = split == "heldout"
         self.voices = HELD_VOICES if held else TUNE_VOICES
         self.noises = HELD_NOISES if held else TUNE_NOISES
         self.beeps = HELD_BEEPS if held else TUNE_BEEPS
+        self.rates, self.pitches = (130, 230), (25, 80)
+        if split == "fresh":
+            self.voices, self.noises, self.beeps = FRESH_VOICES, FRESH_NOISES, FRESH_BEEPS
+            self.rates, self.pitches = FRESH_RATES, FRESH_PITCHES
 
     def pick(self, seq: list) -> object:  # type: ignore[type-arg]
         return seq[int(self.rng.integers(len(seq)))]
 
     def voice_args(self) -> tuple[tuple[str, str], int, int, float]:
         r = self.rng
-        return self.pick(self.voices), int(r.integers(130, 230)), int(r.integers(25, 80)), float(r.uniform(-32, -10))  # type: ignore[return-value]
+        return (self.pick(self.voices), int(r.integers(*self.rates)), int(r.integers(*self.pitches)),  # type: ignore[return-value]
+                float(r.uniform(-32, -10)))
 
     def finish(self, name: str, truth: Truth, kind: str, x: np.ndarray, tail: float, beep_end: float | None = None,
                beep_hz: float | None = None, greeting_end: float | None = None) -> Clip:
@@ -256,7 +289,8 @@ class _Builder:
         return self.finish(f"fax{i:03d}", "fax", kind, x, 2.0)
 
 
-COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5)}  # human, machine, carrier, silence, fax
+COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5), "fresh": (60, 45, 10, 5, 5)}
+# (human, machine, carrier, silence, fax)
 
 
 def build(seed: int = SEED) -> list[Clip]:
@@ -273,10 +307,22 @@ def build(seed: int = SEED) -> list[Clip]:
     return clips
 
 
-def save(clips: list[Clip], path: Path) -> None:
+def build_fresh(seed: int = FRESH_SEED) -> list[Clip]:
+    """The fresh held-out split (about 125 clips); build it in its own process (see above)."""
+    b = _Builder("fresh", np.random.default_rng([seed, 2]))
+    nh, nm, nc, ns, nf = COUNTS["fresh"]
+    clips = [b.human(i) for i in range(nh)]
+    clips += [b.machine(i) for i in range(nm)]
+    clips += [b.machine(nm + i, carrier=True) for i in range(nc)]
+    clips += [b.silence(i) for i in range(ns)]
+    clips += [b.fax(i) for i in range(nf)]
+    return clips
+
+
+def save(clips: list[Clip], path: Path, seed: int = SEED) -> None:
     path.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path / "audio.npz", **{f"c{i}": c.pcm for i, c in enumerate(clips)})
-    meta = {"recipe": RECIPE_VERSION, "seed": SEED, "clips": [c.meta() for c in clips]}
+    meta = {"recipe": RECIPE_VERSION, "seed": seed, "clips": [c.meta() for c in clips]}
     (path / "labels.json").write_text(json.dumps(meta, indent=1))
 
 
@@ -288,19 +334,23 @@ def load(path: Path) -> list[Clip]:
     return [Clip(pcm=audio[f"c{i}"], **m) for i, m in enumerate(meta["clips"])]
 
 
-def load_or_build(path: Path) -> list[Clip]:
+def load_or_build(path: Path, fresh: bool = False) -> list[Clip]:
+    """``fresh``: the fresh held-out split (its own directory). Build each in a fresh process:
+    espeak-ng's output depends on what it synthesised before."""
     try:
         return load(path)
     except (FileNotFoundError, ValueError, KeyError):
-        clips = build()
-        save(clips, path)
+        clips = build_fresh() if fresh else build()
+        save(clips, path, FRESH_SEED if fresh else SEED)
         return clips
 
 
 if __name__ == "__main__":
     import sys
 
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out/amd_corpus")
-    cs = build()
-    save(cs, out)
+    fresh = "--fresh" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--fresh"]
+    out = Path(args[0] if args else ("bench/out/amd_corpus_fresh" if fresh else "bench/out/amd_corpus"))
+    cs = build_fresh() if fresh else build()
+    save(cs, out, FRESH_SEED if fresh else SEED)
     print(f"{len(cs)} clips -> {out}")

@@ -15,13 +15,22 @@ Usage (one call)::
 
 How it decides (every number is an ``AmdParams`` field):
 - Voice activity: frame level above an absolute floor and ``vad_snr_db`` above a minimum-statistics
-  noise floor; tonal frames (one or two dominant peaks) are never speech; runs shorter than
-  ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged.
+  noise floor; frames of a sounding tone (two or more frames holding one frequency) or of a dual
+  tone (two frames in a row) are not speech; runs shorter than ``min_speech_run_ms`` are ignored
+  and gaps under ``speech_hangover_ms`` bridged.
 - People answer with something short and then wait: silence after speech -> human, the silence
   needed growing with the speech heard (``human_silence_ms`` / ``human_mid_silence_ms`` /
-  ``human_long_silence_ms``, up to ``human_max_speech_ms`` of speech). Machines talk on: ``machine_speech_ms`` of speech,
-  an utterance of ``machine_utterance_ms``, more than ``max_words`` words, or a beep -> machine.
+  ``human_long_silence_ms``, up to ``human_max_speech_ms``), and the long one after any pause
+  between sentences. Machines read sentences and talk on: two sentence pauses
+  (``sentence_pause_ms``..``utterance_gap_ms``) in the first utterance, one plus
+  ``machine_sentence_speech_ms`` of speech, ``machine_speech_ms`` of speech, an utterance of
+  ``machine_utterance_ms``, more than ``max_words`` words, a SIT sequence, or a beep -> machine.
+  No verdict from silence while a tone sounds or awaits confirmation (a late beep wins).
   Nothing heard for ``initial_silence_ms`` -> unknown; budget ``total_analysis_ms``.
+- Beeps (``beep.BeepTracker``): one pure, flat peak that holds its frequency frame to frame
+  (``beep_max_step_hz``; held vowels glide), then quiet. A tone that starts right where other
+  sound stops (``beep_min_gap_ms``) must be ``beep_attached_min_ms`` long and be followed by
+  ``beep_attached_quiet_ms`` of quiet, so a held vowel inside the first utterance never decides.
 - For a machine it keeps listening until the beep ends (``GreetingEnd(kind="beep")``), or
   ``greeting_end_silence_ms`` of silence after the greeting, or ``max_greeting_ms``.
 """
@@ -69,6 +78,8 @@ class Detector:
         self.utterances = 0
         self.sentence_pauses = 0  # pauses between sentences inside the first utterance
         self._prev_dual = False
+        self._loud_run = 0
+        self._sound_end_ms = -(1 << 30)  # end of the last non-tone sound (two loud frames or more)
         self.segments: list[list[int]] = []  # [start_ms, end_ms] of each speech run (end -1 while open)
         # results
         self.verdict: Verdict | None = None
@@ -135,13 +146,20 @@ class Detector:
             and p.beep_min_hz - _HZ_SLACK <= hz <= p.beep_max_hz + _HZ_SLACK
         )
         bt = self._beep
-        bt.step(t, is_tone, hz, t if self._in_speech else (self.last_speech_end_ms if self.last_speech_end_ms >= 0 else -(1 << 30)))
+        bt.step(t, is_tone, hz, self._sound_end_ms)
         # Dual tones (ringback, busy) are excluded per frame; a held vowel can look like that for a
         # frame, so it takes two such frames in a row.
         dual = purity2 >= TONE_MIN_PURITY2
         tonal = bt.tone_active or (dual and self._prev_dual)
         self._prev_dual = dual
-        raw = (not tonal) and level >= p.vad_min_dbfs and level >= floor + p.vad_snr_db
+        loud = level >= p.vad_min_dbfs and level >= floor + p.vad_snr_db
+        raw = loud and not tonal
+        # Sound that is not a tone, whatever the speech classifier makes of it (a held vowel can
+        # pass for a dual tone): a beep must stand apart from it. Two frames, because a beep's
+        # own ragged first frame is loud and not yet known to be a tone.
+        self._loud_run = self._loud_run + 1 if (loud and not bt.tone_active) else 0
+        if self._loud_run >= 2:
+            self._sound_end_ms = now
 
         # Smoothed speech with onset run and hangover.
         if raw:
@@ -172,7 +190,7 @@ class Detector:
                     self._in_speech = False
                     self.last_speech_end_ms = now - self._gap * FRAME_MS
                     self.segments[-1][1] = self.last_speech_end_ms
-        beep = bt.confirm(t, self._raw_run)
+        beep = bt.confirm(t, self._loud_run)
         silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
 
         if self.verdict is None:

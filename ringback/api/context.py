@@ -75,12 +75,27 @@ def page_of(
     shape: Callable[[Any], Node],
     *,
     total: int | None = None,
+    key: Any = None,
+    keys_stmt: Select[Any] | None = None,
 ) -> Node:
-    """One page of stmt as a list Node with page/numpages/pagesize/total/start/end."""
+    """One page of stmt as a list Node with page/numpages/pagesize/total/start/end.
+
+    key (the primary key column) asks for a deferred join: the page's keys are found first by a
+    query that an index can answer alone (filters, order and key all in the index), and only the
+    rows of the page are then read, instead of every row OFFSET skips over. keys_stmt overrides
+    that inner query (same filters and order, e.g. with an index hint).
+    """
     page, size = paging(ctx.query)
     if total is None:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = list(session.scalars(stmt.limit(size).offset(page * size))) if page * size < total else []
+    rows: list[Any] = []
+    if page * size < total:
+        if key is not None:
+            inner = (keys_stmt if keys_stmt is not None else stmt.with_only_columns(key))
+            inner = inner.limit(size).offset(page * size)
+            rows = list(session.scalars(stmt.where(key.in_(inner.scalar_subquery()))))
+        else:
+            rows = list(session.scalars(stmt.limit(size).offset(page * size)))
     numpages = (total + size - 1) // size
     start = page * size
     attrs = {

@@ -1,9 +1,16 @@
 """Run the answering-machine detector on an answered leg's audio (IfMachine).
 
-The detector is fed from the leg's tap on the shared media clock, frame by frame from the moment
-of answer (after SendDigits, when given). For a machine under IfMachine=Continue it keeps
-listening until the greeting's beep ends (or a long silence stands in for it), so the app's
-audio lands on the recording.
+The detector is fed from the shared 20 ms media clock, frame by frame from the moment of answer
+(after SendDigits, when given). For a machine under IfMachine=Continue it keeps listening until
+the greeting's beep ends (or a long silence stands in for it), so the app's audio lands on the
+recording.
+
+Cost: every call under analysis is fed through ONE ``DetectorBank`` pass per tick. A per-clock
+``_AmdBatcher`` joins the clock as a mixer (``MediaClock.add_mixer``): the clock calls
+``_mix(rx, tx, present)`` once per tick after it has decoded every session's frame into ``rx``
+(one row per session slot), so the batcher reads its calls' rows straight from there, with no
+per-call tap, copy or decode. It only reads; it never writes ``tx``. It leaves the clock when no
+call is under analysis, so idle ticks pay nothing.
 """
 
 from __future__ import annotations
@@ -11,17 +18,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from ringback.amd.detector import Detector
-from ringback.amd.events import GreetingEnd, Verdict
+from ringback.amd.detector import Detector, DetectorBank
+from ringback.amd.events import AmdEvent, GreetingEnd, Verdict
 from ringback.amd.params import AmdParams
+from ringback.media.clock import MediaClock
 
 if TYPE_CHECKING:
     from ringback.engine.context import EngineContext
     from ringback.engine.leg import CallLeg
+    from ringback.media.engine import RtpSession
 
 log = logging.getLogger("ringback.amd")
 
@@ -36,22 +47,82 @@ def params_from_settings(overrides: dict[str, float]) -> AmdParams:
     return AmdParams().replace(**clean)
 
 
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    session: RtpSession
+    detector: Detector
+    events: asyncio.Queue[AmdEvent]
+
+
+class _AmdBatcher:
+    """All calls under analysis on one media clock; a ``ClockMixer`` that only reads ``rx``."""
+
+    def __init__(self, clock: MediaClock) -> None:
+        self._clock = clock
+        self._entries: list[_Entry] = []
+        self._bank = DetectorBank()
+        self._joined = False
+
+    def add(self, session: RtpSession, detector: Detector) -> _Entry:
+        entry = _Entry(session, detector, asyncio.Queue())
+        self._entries.append(entry)
+        if not self._joined:
+            self._clock.add_mixer(self)
+            self._joined = True
+        return entry
+
+    def discard(self, entry: _Entry) -> None:
+        if entry in self._entries:
+            self._entries.remove(entry)
+        self._leave_if_idle()
+
+    def remove(self, session: object) -> None:
+        """Called by MediaEngine when a session closes (a hangup mid-analysis)."""
+        self._entries = [e for e in self._entries if e.session is not session]
+        self._leave_if_idle()
+
+    def _leave_if_idle(self) -> None:
+        if not self._entries and self._joined:
+            self._clock.remove_mixer(self)
+            self._joined = False
+
+    def _mix(self, rx: npt.NDArray[np.int16], tx: npt.NDArray[np.int32], present: npt.NDArray[np.bool_]) -> None:
+        live = [e for e in self._entries if not e.detector.done and 0 <= e.session._slot < rx.shape[0]]
+        if not live:
+            return
+        # DetectorBank wants one peak-search band per pass; calls normally share the server's
+        # parameters, so this is one group.
+        groups: dict[tuple[float, float], list[_Entry]] = {}
+        for e in live:
+            p = e.detector.params
+            groups.setdefault((p.beep_min_hz, p.beep_max_hz), []).append(e)
+        for group in groups.values():
+            slots = np.fromiter((e.session._slot for e in group), dtype=np.intp, count=len(group))
+            # A session with no packet this tick has a zero row in rx: silence, as the
+            # detector should hear it.
+            for i, ev in self._bank.feed([e.detector for e in group], rx[slots]):
+                group[i].events.put_nowait(ev)
+
+
+_batchers: weakref.WeakKeyDictionary[MediaClock, _AmdBatcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher_for(session: RtpSession) -> _AmdBatcher:
+    clock = session._engine.clock
+    b = _batchers.get(clock)
+    if b is None:
+        b = _batchers[clock] = _AmdBatcher(clock)
+    return b
+
+
 async def analyse(ctx: EngineContext, leg: CallLeg, *, continue_mode: bool) -> str:
     """'human', 'machine' or 'unknown'. Returns, for a machine under Continue, only once its
     greeting is over (beep end, long silence, or the bound)."""
     params = params_from_settings(ctx.settings.amd)
     det = Detector(params)
-    events: asyncio.Queue[Verdict | GreetingEnd] = asyncio.Queue()
-
-    def tap(frame: np.ndarray, now: float) -> None:
-        if det.done:
-            return
-        ev = det.feed(frame)
-        while ev is not None:
-            events.put_nowait(ev)
-            ev = det.next_event()
-
-    remove = leg.media.add_tap(tap)
+    batcher = _batcher_for(leg.media)
+    entry = batcher.add(leg.media, det)
+    events = entry.events
     verdict: Verdict | None = None
     try:
         limit = params.total_analysis_ms / 1000.0 + 1.0
@@ -66,7 +137,7 @@ async def analyse(ctx: EngineContext, leg: CallLeg, *, continue_mode: bool) -> s
                 log.info("call %s: greeting ended (%s) at %.2fs", leg.label, end.kind, end.at)
         return verdict.answered_by
     finally:
-        remove()
+        batcher.discard(entry)
 
 
 async def _next(queue: asyncio.Queue, leg: CallLeg, timeout: float, kind: type):  # type: ignore[no-untyped-def]

@@ -1,11 +1,25 @@
 """The one shared 20 ms media clock of the process.
 
-Every tick does the per-frame work of all registered sessions at once with
-numpy (G.711 decode, DTMF detection, level), lets mixers combine what was
-heard, then encodes all outgoing frames in one go and hands each session its
-packet to send at its own phase inside the 20 ms, so packets do not leave in
-one burst. Deadlines are absolute (start + k * period on the loop's monotonic
-clock), so sleep errors never accumulate; lateness is measured and reported.
+Every tick does the work of all registered sessions at once:
+
+1. receive: one ``epoll`` over every session's socket says which have data;
+   each ready socket gives one datagram per round, and rounds repeat until no
+   socket is ready (level-triggered, so a socket that had two packets is
+   simply ready again; no EAGAIN exception per socket per tick);
+2. decode: each session's jitter buffer hands out its frame, the frames are
+   joined into one ``(n, 160)`` code matrix and G.711-decoded with one table
+   lookup; DTMF detection and levels run on the whole matrix;
+3. send: what the sessions play (plus what mixers route) is G.711-encoded in
+   one lookup, written into a preallocated packet matrix whose RTP headers
+   (sequence, timestamp, marker, payload type, SSRC) are filled column-wise
+   from per-session arrays, and each row leaves with one ``sendto`` on the
+   session's raw non-blocking socket, in the session's phase group: ten groups
+   2 ms apart, so packets do not leave in one burst.
+
+Per packet there is no Python object besides the received ``bytes``; per
+session per tick the Python work is the jitter-buffer pop and one ``sendto``.
+Deadlines are absolute (start + k * period on the loop's monotonic clock), so
+sleep errors never accumulate; lateness is measured and reported.
 """
 
 from __future__ import annotations
@@ -13,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
+import time
 import weakref
 from typing import Protocol
 
@@ -20,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ringback.media import g711
+from ringback.media._blas import limit_blas_threads
 from ringback.media.dtmf import DtmfDetector
 
 log = logging.getLogger(__name__)
@@ -29,6 +46,14 @@ SAMPLES = 160
 PHASE_SLOTS = 10  # send phases inside one period (2 ms apart)
 MAX_CATCH_UP = 5  # ticks run back to back after a stall; beyond that ticks are skipped
 SLIP = 0.005  # a tick this late counts as a slip
+MAX_ROUNDS = 16  # receive rounds per tick; a flooding peer's excess waits for the next tick
+TIMEOUT_EVERY = 5  # ticks between RTP-timeout checks (100 ms: timeouts are seconds long)
+PACKET = 12 + SAMPLES
+
+_SIL_ULAW = bytes([g711.silence_code(g711.PCMU)]) * SAMPLES
+# one record per session: the RTP packet exactly as it goes on the wire
+_WIRE = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"),
+                  ("payload", "u1", (SAMPLES,))])
 
 
 class ClockMember(Protocol):
@@ -37,14 +62,24 @@ class ClockMember(Protocol):
     _slot: int
     _phase: int
     _alaw: bool
+    _dest: tuple[str, int] | None
+    _plays: object
+    _programs: object
+    _taps: list[object]
+    _send_errors: int
 
+    def fileno(self) -> int: ...
+    def _read_one(self, now: float) -> None: ...
+    def _drain(self, now: float) -> None: ...
     def _rx_take(self, now: float) -> bytes | None: ...
     def _rx_frame(self, pcm: npt.NDArray[np.int16], level: float, now: float) -> None: ...
     def _rx_inband(self, digit: str, now: float) -> None: ...
     def _tx_take(self, now: float) -> npt.NDArray[np.int16] | None: ...
-    def _tx_packet(self, codes: npt.NDArray[np.uint8], now: float) -> list[bytes]: ...
+    def _tx_program(self, clock: MediaClock) -> list[bytes] | None: ...
     def _tx_send(self, packets: list[bytes]) -> None: ...
+    def _sendto(self, data: memoryview, addr: tuple[str, int]) -> int: ...
     def _check_timeout(self, now: float) -> None: ...
+    def _sender_init(self) -> tuple[int, int, int, int]: ...
 
 
 class ClockMixer(Protocol):
@@ -57,11 +92,30 @@ class MediaClock:
     _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
 
     def __init__(self, period: float = PERIOD) -> None:
+        limit_blas_threads()
         self.period = period
         self._members: list[ClockMember | None] = []
         self._free: list[int] = []
+        self._freed: list[int] = []  # slots freed during this tick: reusable from the next one
         self._mixers: list[ClockMixer] = []
         self._dtmf = DtmfDetector(0)
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._by_fd: dict[int, ClockMember] = {}
+        self._pending: list[_Group] = []
+        self._cap = 0
+        # per-slot sender state; the packet matrices are double-buffered so a phase group
+        # still waiting to leave never sees the next tick's rows
+        self._seq = np.zeros(0, np.uint16)
+        self._ts = np.zeros(0, np.uint32)
+        self._pt = np.zeros(0, np.uint8)
+        self._mark = np.zeros(0, bool)
+        self._alaw = np.zeros(0, bool)
+        self._phase = np.zeros(0, np.int8)
+        self._txn = np.zeros(0, np.int64)
+        self._level = np.zeros(0, np.float32)
+        self._wire: list[npt.NDArray[np.void]] = [np.zeros(0, _WIRE), np.zeros(0, _WIRE)]
+        self._views: list[list[memoryview]] = [[], []]
+        self._flip = 0
         self._task: asyncio.Task[None] | None = None
         self._users = 0
         self.ticks = 0
@@ -70,6 +124,7 @@ class MediaClock:
         self.max_late = 0.0
         self.tick_cost = 0.0  # seconds of CPU-bound work in the last tick
         self.max_tick_cost = 0.0
+        self.rx_rounds_capped = 0  # ticks that left datagrams for the next tick
 
     @classmethod
     def shared(cls) -> MediaClock:
@@ -93,10 +148,15 @@ class MediaClock:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._flush_pending()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def mixers(self) -> list[ClockMixer]:
+        return list(self._mixers)
 
     def stats(self) -> dict[str, float | int]:
         return {
@@ -106,10 +166,36 @@ class MediaClock:
             "max_late_ms": round(self.max_late * 1000, 3),
             "tick_cost_ms": round(self.tick_cost * 1000, 3),
             "max_tick_cost_ms": round(self.max_tick_cost * 1000, 3),
-            "members": len(self._members) - len(self._free),
+            "rx_rounds_capped": self.rx_rounds_capped,
+            "members": len(self._members) - len(self._free) - len(self._freed),
         }
 
     # -- membership
+
+    def _grow(self, cap: int) -> None:
+        old = self._cap
+
+        def grown(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+            b = np.zeros(cap, a.dtype)
+            b[:old] = a[:old]
+            return b
+
+        self._seq = grown(self._seq)
+        self._ts = grown(self._ts)
+        self._pt = grown(self._pt)
+        self._mark = grown(self._mark)
+        self._alaw = grown(self._alaw)
+        self._phase = grown(self._phase)
+        self._txn = grown(self._txn)
+        self._level = grown(self._level)
+        for i in (0, 1):
+            w = grown(self._wire[i])
+            w["b0"] = 0x80  # version 2, no padding, extension or CSRC
+            self._wire[i] = w
+            raw = w.view(np.uint8).reshape(cap, PACKET)
+            self._views[i] = [memoryview(raw[k]) for k in range(cap)]
+        self._dtmf.resize(cap)
+        self._cap = cap
 
     def register(self, member: ClockMember) -> None:
         if self._free:
@@ -119,16 +205,64 @@ class MediaClock:
         else:
             slot = len(self._members)
             self._members.append(member)
-            if slot >= self._dtmf.n:
-                self._dtmf.resize(max(16, 2 * self._dtmf.n))
+            if slot >= self._cap:
+                self._grow(max(16, 2 * self._cap))
         member._slot = slot
+        seq, ts, ssrc, pt = member._sender_init()
+        self._seq[slot] = seq
+        self._ts[slot] = ts
+        self._pt[slot] = pt
+        self._mark[slot] = True  # the first packet starts a talkspurt
+        self._alaw[slot] = member._alaw
+        self._phase[slot] = member._phase
+        self._txn[slot] = 0
+        self._level[slot] = 0.0
+        for w in self._wire:
+            w["ssrc"][slot] = ssrc
+        if self._epoll is not None:
+            fd = member.fileno()
+            self._epoll.register(fd, select.EPOLLIN)
+            self._by_fd[fd] = member
 
-    def unregister(self, member: ClockMember) -> None:
+    def unregister(self, member: ClockMember) -> int:
+        """Forget a member (call before its socket closes); returns the packets it sent."""
         slot = member._slot
+        sent = 0
         if 0 <= slot < len(self._members) and self._members[slot] is member:
             self._members[slot] = None
-            self._free.append(slot)
+            self._freed.append(slot)
+            sent = int(self._txn[slot])
+            if self._epoll is not None:
+                fd = member.fileno()
+                if self._by_fd.pop(fd, None) is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._epoll.unregister(fd)
         member._slot = -1
+        return sent
+
+    def configure(self, member: ClockMember, payload_type: int) -> None:
+        """The member's audio payload type changed (a new talkspurt starts)."""
+        slot = member._slot
+        if slot >= 0:
+            self._pt[slot] = payload_type
+            self._alaw[slot] = payload_type == g711.PCMA
+            self._mark[slot] = True
+
+    def sent(self, member: ClockMember) -> int:
+        slot = member._slot
+        return int(self._txn[slot]) if slot >= 0 else 0
+
+    def level(self, member: ClockMember) -> float:
+        slot = member._slot
+        return float(self._level[slot]) if slot >= 0 else 0.0
+
+    def sender_state(self, slot: int) -> tuple[int, int, bool]:
+        """(next sequence number, this frame's timestamp, marker pending) of a slot."""
+        return int(self._seq[slot]), int(self._ts[slot]), bool(self._mark[slot])
+
+    def set_sender_state(self, slot: int, seq: int, mark: bool) -> None:
+        self._seq[slot] = seq & 0xFFFF
+        self._mark[slot] = mark
 
     def add_mixer(self, mixer: ClockMixer) -> None:
         if mixer not in self._mixers:
@@ -170,79 +304,217 @@ class MediaClock:
                 # still catching up: let I/O callbacks in before the next tick
                 await asyncio.sleep(0)
 
+    def _flush_pending(self) -> None:
+        # phase groups of the previous tick that have not left yet go now, in order,
+        # before this tick's rows are written
+        pending, self._pending = self._pending, []
+        for group in pending:
+            if not group.done:
+                if group.handle is not None:
+                    group.handle.cancel()
+                self._send_group(group)
+
+    def _drain(self, now: float) -> None:
+        ep = self._epoll
+        if ep is None:
+            for m in self._members:
+                if m is not None:
+                    m._drain(now)
+            return
+        by_fd = self._by_fd
+        for _ in range(MAX_ROUNDS):
+            ready = ep.poll(0)
+            if not ready:
+                return
+            for fd, _ev in ready:
+                m = by_fd.get(fd)
+                if m is not None:
+                    m._read_one(now)
+        self.rx_rounds_capped += 1
+
     def tick(self, now: float, deadline: float | None = None) -> None:
         """One 20 ms frame for every member (public so tests can drive it by hand)."""
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        t0 = time.perf_counter()
+        self._flush_pending()
+        if self._freed:
+            self._free.extend(self._freed)
+            self._freed.clear()
         self.ticks += 1
-        n = self._dtmf.n
+        self._drain(now)
         members = self._members
-        codes = np.empty((n, SAMPLES), np.uint8)
-        codes[:] = 0xFF
-        present = np.zeros(n, bool)
-        alaw = np.zeros(n, bool)
+        n = len(members)
+        cap = self._cap
+        if self.ticks % TIMEOUT_EVERY == 0:
+            for m in members:
+                if m is not None:
+                    m._check_timeout(now)
+
+        # ---- one pass over the members: received frame, what to send
+        chunks: list[bytes] = []
+        odd: list[tuple[int, bytes]] = []
+        present_slots: list[int] = []
+        tapped: list[int] = []
+        tx_slots: list[int] = []
+        tx_frames: list[npt.NDArray[np.int16]] = []
+        send_slots: list[int] = []
+        slow: list[tuple[int, ClockMember, list[bytes]]] = []
+        append = chunks.append
         for slot, m in enumerate(members):
             if m is None:
+                append(_SIL_ULAW)
                 continue
-            m._check_timeout(now)
             payload = m._rx_take(now)
-            if m._alaw:
-                alaw[slot] = True
-            if payload is not None:
-                present[slot] = True
+            if payload is None:
+                append(_SIL_ULAW)
+            else:
+                present_slots.append(slot)
+                if len(payload) == SAMPLES:
+                    append(payload)
+                else:
+                    append(_SIL_ULAW)
+                    odd.append((slot, payload))
+            if m._taps:
+                tapped.append(slot)
+            if m._plays:
+                frame = m._tx_take(now)
+                if frame is not None:
+                    tx_slots.append(slot)
+                    tx_frames.append(frame)
+            if m._dest is not None:
+                pkts = m._tx_program(self) if m._programs else None
+                if pkts is None:
+                    send_slots.append(slot)
+                else:
+                    slow.append((slot, m, pkts))
+        if cap > n:
+            chunks.extend([_SIL_ULAW] * (cap - n))
+
+        # ---- receive side, all calls at once
+        codes = np.frombuffer(b"".join(chunks), np.uint8).reshape(cap, SAMPLES)
+        alaw_any = bool(self._alaw.any())
+        if odd:
+            codes = codes.copy()
+            for slot, payload in odd:
                 k = min(len(payload), SAMPLES)
                 codes[slot, :k] = np.frombuffer(payload, np.uint8, k)
-                if k < SAMPLES:
-                    codes[slot, k:] = g711.silence_code(8 if m._alaw else 0)
+                codes[slot, k:] = g711.silence_code(g711.PCMA if self._alaw[slot] else g711.PCMU)
         rx = g711.ULAW_DECODE[codes]
-        if alaw.any():
+        present = np.zeros(cap, bool)
+        if present_slots:
+            present[present_slots] = True
+        if alaw_any:
+            alaw = self._alaw
             rx[alaw] = g711.ALAW_DECODE[codes[alaw]]
-        rx[~present] = 0
+            rx[alaw & ~present] = 0
         for slot, digit in self._dtmf.process(rx):
-            m = members[slot] if slot < len(members) else None
+            m = members[slot] if slot < n else None
             if m is not None:
                 m._rx_inband(digit, now)
         rxf = rx.astype(np.float32)
-        level = np.sqrt(np.einsum("ij,ij->i", rxf, rxf) / SAMPLES)
-        for slot, m in enumerate(members):
+        self._level = np.sqrt(np.einsum("ij,ij->i", rxf, rxf) / SAMPLES)
+        for slot in tapped:
+            m = members[slot]
             if m is not None:
-                m._rx_frame(rx[slot], float(level[slot]), now)
+                m._rx_frame(rx[slot], float(self._level[slot]), now)
 
-        # send side: what each member plays, plus what mixers route to it
-        tx = np.zeros((n, SAMPLES), np.int32)
-        for slot, m in enumerate(members):
-            if m is None:
-                continue
-            frame = m._tx_take(now)
-            if frame is not None:
-                tx[slot, : len(frame)] = frame
-        for mixer in self._mixers:
-            mixer._mix(rx, tx, present)
-        out = np.clip(tx, -32768, 32767).astype(np.int16)
-        enc = g711.ulaw_encode(out)
-        if alaw.any():
-            enc[alaw] = g711.alaw_encode(out[alaw])
-        batches: list[list[tuple[ClockMember, list[bytes]]]] = [[] for _ in range(PHASE_SLOTS)]
-        for slot, m in enumerate(members):
-            if m is None:
-                continue
-            pkt = m._tx_packet(enc[slot], now)
-            if pkt:
-                batches[m._phase].append((m, pkt))
+        # ---- send side: encode, fill the wire records, send in phase groups
+        flip = self._flip = 1 - self._flip
+        wire = self._wire[flip]
+        send = np.array(send_slots, np.intp)
+        payload_col = wire["payload"]
+        if self._mixers:
+            tx = np.zeros((cap, SAMPLES), np.int32)
+            if tx_slots:
+                tx[tx_slots] = np.stack(tx_frames)
+            for mixer in self._mixers:
+                mixer._mix(rx, tx, present)
+            out = np.clip(tx[send], -32768, 32767).astype(np.int16)
+            payload_col[send] = self._encode(out, send)
+        elif send.size:
+            silence = np.where(self._alaw[send], g711.silence_code(g711.PCMA), g711.silence_code(g711.PCMU))
+            payload_col[send] = silence.astype(np.uint8)[:, None]
+            if tx_slots:
+                idx = np.array(tx_slots, np.intp)
+                frames = np.stack(tx_frames)
+                payload_col[idx] = self._encode(frames, idx)  # rows not sent are harmless
+        if send.size:
+            wire["b1"][send] = self._pt[send] | (self._mark[send].astype(np.uint8) << 7)
+            wire["seq"][send] = self._seq[send]
+            wire["ts"][send] = self._ts[send]
+            self._seq[send] += 1
+            self._mark[send] = False
+            self._txn[send] += 1
+        self._ts[:n] += SAMPLES  # every stream's clock moves on, sending or not
+
+        groups: list[list[int]] = [[] for _ in range(PHASE_SLOTS)]
+        if send.size:
+            phases = self._phase[send]
+            order = np.argsort(phases, kind="stable")
+            counts = np.bincount(phases, minlength=PHASE_SLOTS)
+            ordered = send[order].tolist()
+            pos = 0
+            for i in range(PHASE_SLOTS):
+                c = int(counts[i])
+                groups[i] = ordered[pos : pos + c]
+                pos += c
+        slow_groups: list[list[tuple[ClockMember, list[bytes]]]] = [[] for _ in range(PHASE_SLOTS)]
+        for slot, m, pkts in slow:
+            if pkts:
+                slow_groups[int(self._phase[slot])].append((m, pkts))
+        views = self._views[flip]
         base = deadline if deadline is not None else now
         step = self.period / PHASE_SLOTS
-        for i, batch in enumerate(batches):
-            if not batch:
+        for i in range(PHASE_SLOTS):
+            if not groups[i] and not slow_groups[i]:
                 continue
+            group = _Group(views, groups[i], slow_groups[i])
             at = base + i * step
             if i == 0 or at <= loop.time():
-                _send_batch(batch)
+                self._send_group(group)
             else:
-                loop.call_at(at, _send_batch, batch)
-        self.tick_cost = loop.time() - t0
+                group.handle = loop.call_at(at, self._send_group, group)
+                self._pending.append(group)
+        self.tick_cost = time.perf_counter() - t0
         self.max_tick_cost = max(self.max_tick_cost, self.tick_cost)
 
+    def _encode(self, pcm: npt.NDArray[np.int16], slots: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
+        enc = g711.ULAW_ENCODE[pcm.view(np.uint16)]
+        alaw = self._alaw[slots]
+        if alaw.any():
+            enc[alaw] = g711.ALAW_ENCODE[pcm[alaw].view(np.uint16)]
+        return enc
 
-def _send_batch(batch: list[tuple[ClockMember, list[bytes]]]) -> None:
-    for m, pkt in batch:
-        m._tx_send(pkt)
+    def _send_group(self, group: _Group) -> None:
+        if group.done:
+            return
+        group.done = True
+        members = self._members
+        views = group.views
+        for slot in group.slots:
+            m = members[slot]
+            if m is None:  # closed since the tick (its slot is not reused before the next one)
+                continue
+            dest = m._dest
+            if dest is None:
+                continue
+            try:
+                m._sendto(views[slot], dest)
+            except OSError:  # a full socket buffer or an unreachable peer: this frame is lost
+                m._send_errors += 1
+        for m, pkts in group.slow:
+            m._tx_send(pkts)
+
+
+class _Group:
+    """The packets of one send phase of one tick."""
+
+    __slots__ = ("views", "slots", "slow", "done", "handle")
+
+    def __init__(self, views: list[memoryview], slots: list[int],
+                 slow: list[tuple[ClockMember, list[bytes]]]) -> None:
+        self.views = views
+        self.slots = slots
+        self.slow = slow
+        self.done = False
+        self.handle: asyncio.TimerHandle | None = None

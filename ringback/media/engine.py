@@ -24,7 +24,7 @@ from ringback.media import dtmf as dtmf_mod
 from ringback.media import g711
 from ringback.media.clock import PERIOD, PHASE_SLOTS, SAMPLES, MediaClock
 from ringback.media.rfc4733 import EVENTS, EventDecoder, event_packets
-from ringback.media.rtp import JitterBuffer, RtpReceiver, RtpSender
+from ringback.media.rtp import HEADER, SEQ_MOD, TS_MOD, JitterBuffer, RtpReceiver, RtpSender
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +67,22 @@ class _DigitLog:
     matched: bool = False
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, session: RtpSession) -> None:
-        self.session = session
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self.session._on_datagram(data, addr)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.session._lost.done():
-            self.session._lost.set_result(None)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the peer may not be up yet; keep going
-        self.session._send_errors += 1
-
-
 class RtpSession:
-    """One RTP stream pair on one local UDP port."""
+    """One RTP stream pair on one local UDP port.
+
+    The socket is used raw and non-blocking, without an asyncio transport: the
+    media clock reads it (one epoll for all sessions, once per tick) and writes
+    it (one sendto per frame, in this session's phase of the 20 ms).
+    """
 
     def __init__(self, engine: MediaEngine, sock: socket.socket, local_host: str, local_port: int) -> None:
         self._engine = engine
         self._loop = asyncio.get_running_loop()
         self._sock = sock
-        self._transport: asyncio.DatagramTransport | None = None
+        # bound methods looked up once: they run for every packet of the call
+        self._sendto = sock.sendto
+        self._recvfrom = sock.recvfrom
+        self._dest: tuple[str, int] | None = None  # where packets go: the latched source, else the SDP's
         self.local_host = local_host
         self.local_port = local_port
         self.remote: tuple[str, int] | None = None
@@ -114,14 +106,13 @@ class RtpSession:
         self._timeout_armed = False
         self._timeout_fired = False
         self.last_rx = self._loop.time()
-        self.rx_level = 0.0  # RMS of the last received frame
         self._send_errors = 0
-        self._tx_packets = 0
+        self._rx_errors = 0
+        self._tx_packets = 0  # sent outside the clock's audio rows (events) or before close
         self._rx_datagrams = 0
         self._rx_foreign = 0
         self._digits_in = {"rfc4733": 0, "inband": 0, "info": 0, "duplicate": 0}
         self._closed = False
-        self._lost: asyncio.Future[None] = self._loop.create_future()
 
     # ---- public API
 
@@ -129,14 +120,25 @@ class RtpSession:
     def closed(self) -> bool:
         return self._closed
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def rx_level(self) -> float:
+        """RMS of the last received frame."""
+        clock = self._engine._clock
+        return clock.level(self) if clock is not None and self._slot >= 0 else 0.0
+
     def set_remote(self, host: str, port: int, payload_type: int, telephone_event_pt: int | None) -> None:
         if payload_type not in (g711.PCMU, g711.PCMA):
             raise ValueError(f"unsupported audio payload type {payload_type}")
         self.remote = (host, port)
         self._latched = None
+        self._dest = self.remote
         if payload_type != self.payload_type:
             self._sender.payload_type = payload_type
-            self._sender.start_talkspurt()
+            if self._slot >= 0 and self._engine._clock is not None:
+                self._engine._clock.configure(self, payload_type)
         self.payload_type = payload_type
         self._alaw = payload_type == g711.PCMA
         self.telephone_event_pt = telephone_event_pt
@@ -186,7 +188,9 @@ class RtpSession:
         if not digits or self._closed:
             return
         if self.telephone_event_pt is None:
-            await self.play(dtmf_mod.tones(digits))
+            # same cadence as the events: a 50 ms tone (the Q.24 minimum plus 10 ms) loses a
+            # digit to one lost 20 ms packet; 100 ms survives one (tests/media/test_bad_network.py)
+            await self.play(dtmf_mod.tones(digits, on_ms=EVENT_DURATION * 1000, off_ms=EVENT_GAP * 1000))
             return
         ticks: list[list[tuple[bytes, int, bool]] | None] = []
         starts: set[int] = set()
@@ -258,6 +262,7 @@ class RtpSession:
     @property
     def stats(self) -> dict[str, object]:
         rx = self._receiver.stats.as_dict()
+        clock = self._engine._clock
         return {
             "local": f"{self.local_host}:{self.local_port}",
             "remote": f"{self.remote[0]}:{self.remote[1]}" if self.remote else None,
@@ -267,8 +272,9 @@ class RtpSession:
             "rx": rx,
             "rx_datagrams": self._rx_datagrams,
             "rx_foreign": self._rx_foreign,
-            "tx_packets": self._tx_packets,
+            "tx_packets": self._tx_packets + (clock.sent(self) if clock is not None and self._slot >= 0 else 0),
             "tx_errors": self._send_errors,
+            "rx_errors": self._rx_errors,
             "digits": dict(self._digits_in),
         }
 
@@ -286,38 +292,59 @@ class RtpSession:
             if not w.done():
                 w.set_result(None)
         self._taps.clear()
-        if self._transport is not None:
-            self._transport.close()
-            # the socket is closed in connection_lost: wait so the port is really free on return
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._lost), 1.0)
-        else:
-            self._sock.close()
+        # unregistered (in _forget) before closing, so the clock's epoll never sees a dead fd;
+        # the port is free when this returns
+        self._sock.close()
 
-    # ---- receive path (I/O callback)
+    # ---- receive path (called by the clock once per tick, for sockets epoll says are ready)
 
-    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._closed:
+    def _read_one(self, now: float) -> None:
+        try:
+            data, addr = self._recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
             return
-        now = self._loop.time()
+        except OSError:
+            self._rx_errors += 1
+            return
+        self._on_datagram(data, addr, now)
+
+    def _drain(self, now: float) -> None:
+        """Everything queued on the socket (used where there is no epoll)."""
+        while not self._closed:
+            try:
+                data, addr = self._recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._rx_errors += 1
+                return
+            self._on_datagram(data, addr, now)
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         self._rx_datagrams += 1
-        source = (addr[0], addr[1])
+        source = addr[:2]  # IPv6 addresses carry flow info and scope: not part of the identity
+        latched = self._latched
         # symmetric RTP: accept a new source only once the latched one went quiet
         # (the address the SDP gave is always welcome back)
-        if (self._latched is not None and source != self._latched and source != self.remote
+        if (latched is not None and source != latched and source != self.remote
                 and now - self._latched_at < RELATCH_AFTER):
             self._rx_foreign += 1
             return
-        pkt = self._receiver.receive(data, now)
-        if pkt is None:
+        got = self._receiver.feed(data, now)
+        if got is None:
             return
-        self._latched = source
+        if source != latched:
+            self._latched = self._dest = source
         self._latched_at = now
         self.last_rx = now
+        pt = got[0]
+        if pt <= 8:  # PCMU/PCMA: the common case, nothing more to do per packet
+            return
         te = self.telephone_event_pt
+        payload = got[2]
         # without a negotiated PT, accept the usual dynamic ones (audio frames are never 4 bytes)
-        if pkt.payload_type == te or (te is None and pkt.payload_type in (96, 101, 120) and len(pkt.payload) == 4):
-            digit = self._events.feed(pkt.payload, pkt.timestamp)
+        if pt == te or (te is None and pt in (96, 101, 120) and len(payload) == 4):
+            digit = self._events.feed(payload, got[1])
             if digit is not None:
                 self._digits_in["rfc4733"] += 1
                 self._accept("rfc4733", digit, now)
@@ -375,7 +402,6 @@ class RtpSession:
         return payload
 
     def _rx_frame(self, pcm: npt.NDArray[np.int16], level: float, now: float) -> None:
-        self.rx_level = level
         for fn in list(self._taps):
             try:
                 fn(pcm.copy(), now)
@@ -398,46 +424,57 @@ class RtpSession:
                 self._plays.popleft()
                 # resolved after this frame is handed to the sender, i.e. when sent
                 self._loop.call_soon(_resolve, item.future, None)
+                if len(frame) < SAMPLES:  # the clock stacks whole frames
+                    frame = np.concatenate([frame, np.zeros(SAMPLES - len(frame), np.int16)])
             return frame
         return None
 
-    def _tx_packet(self, codes: npt.NDArray[np.uint8], now: float) -> list[bytes]:
-        if self.remote is None and self._latched is None:
-            self._sender.advance()
-            return []
-        sender = self._sender
-        if self._programs:
-            prog = self._programs[0]
-            if prog.index < len(prog.ticks):
-                i = prog.index
-                prog.index += 1
-                step = prog.ticks[i]
-                if i in prog.starts:
-                    prog.event_ts = sender.timestamp
-                if step is not None:
-                    assert self.telephone_event_pt is not None
-                    pkts = [sender.packet(payload, payload_type=self.telephone_event_pt,
-                                          timestamp=prog.event_ts + off, marker=marker)
-                            for payload, off, marker in step]
-                    sender.advance()
-                    sender.start_talkspurt()
-                    if prog.index >= len(prog.ticks):
-                        self._programs.popleft()
-                        self._loop.call_soon(_resolve, prog.future, None)
-                    return pkts
-            else:
-                self._programs.popleft()
-                self._loop.call_soon(_resolve, prog.future, None)
-        return [sender.audio(codes.tobytes())]
+    def _sender_init(self) -> tuple[int, int, int, int]:
+        """(sequence, timestamp, SSRC, payload type) the clock's sender arrays start from."""
+        s = self._sender
+        return s.sequence, s.timestamp, s.ssrc, self.payload_type
+
+    def _tx_program(self, clock: MediaClock) -> list[bytes] | None:
+        """This tick's RFC 4733 packets (possibly none), or None to send audio as usual.
+
+        The audio path's sequence numbers and timestamps live in the clock's arrays;
+        events take their numbers from there and hand them back.
+        """
+        prog = self._programs[0]
+        if prog.index >= len(prog.ticks):
+            self._programs.popleft()
+            self._loop.call_soon(_resolve, prog.future, None)
+            return None
+        i = prog.index
+        prog.index += 1
+        step = prog.ticks[i]
+        seq, ts, _ = clock.sender_state(self._slot)
+        if i in prog.starts:
+            prog.event_ts = ts
+        if step is None:
+            return None
+        te = self.telephone_event_pt
+        assert te is not None
+        pkts = []
+        for payload, off, marker in step:
+            pkts.append(HEADER.pack(0x80, (0x80 if marker else 0) | te, seq, (prog.event_ts + off) % TS_MOD,
+                                    self._sender.ssrc) + payload)
+            seq = (seq + 1) % SEQ_MOD
+        clock.set_sender_state(self._slot, seq, True)  # audio after the events starts a talkspurt
+        if prog.index >= len(prog.ticks):
+            self._programs.popleft()
+            self._loop.call_soon(_resolve, prog.future, None)
+        return pkts
 
     def _tx_send(self, packets: list[bytes]) -> None:
-        if self._closed or self._transport is None:
-            return
-        dest = self._latched or self.remote
-        if dest is None:
+        dest = self._dest
+        if self._closed or dest is None:
             return
         for pkt in packets:
-            self._transport.sendto(pkt, dest)
+            try:
+                self._sendto(pkt, dest)
+            except OSError:
+                self._send_errors += 1
         self._tx_packets += len(packets)
 
 
@@ -526,7 +563,6 @@ class MediaEngine:
     async def open_session(self) -> RtpSession:
         """Bind the next free even port of the range (rotating, so a just-closed port rests)."""
         await self.start()
-        loop = asyncio.get_running_loop()
         n = len(self._ports)
         for _ in range(n):
             port = self._ports[self._cursor]
@@ -544,12 +580,6 @@ class MediaEngine:
                     continue
                 raise
             session = RtpSession(self, sock, self.advertise, port)
-            try:
-                transport, _ = await loop.create_datagram_endpoint(lambda s=session: _Protocol(s), sock=sock)
-            except BaseException:
-                sock.close()
-                raise
-            session._transport = transport  # type: ignore[assignment]
             self._sessions[port] = session
             self.clock.register(session)
             self._stats.opened += 1
@@ -562,7 +592,7 @@ class MediaEngine:
             del self._sessions[session.local_port]
             self._stats.closed += 1
         if self._clock is not None:
-            self._clock.unregister(session)
+            session._tx_packets += self._clock.unregister(session)
             for mixer in list(getattr(self._clock, "_mixers", [])):
                 remove = getattr(mixer, "remove", None)
                 if remove is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 RTP_VERSION = 2
 HEADER = struct.Struct("!BBHII")
+_UNPACK = HEADER.unpack_from
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_SECONDS = 0.02
 SEQ_MOD = 1 << 16
@@ -382,18 +383,40 @@ class RtpReceiver:
             if not is_rtcp(data):
                 self.stats.malformed += 1
             return None
+        self._accept(pkt.payload_type, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload, now)
+        return pkt
+
+    def feed(self, data: bytes, now: float) -> tuple[int, int, bytes] | None:
+        """Like receive() but returns only (payload type, timestamp, payload).
+
+        The hot path of the media engine (every packet of every call): a plain
+        12-byte header, as every G.711 sender sends, is unpacked in place
+        without building an RtpPacket; anything else goes through parse_rtp.
+        """
+        if len(data) >= 12 and data[0] == 0x80:
+            b0, b1, seq, ts, ssrc = _UNPACK(data)
+            if 192 <= b1 <= 223:  # RTCP multiplexed on the port (RFC 5761)
+                return None
+            pt = b1 & 0x7F
+            payload = data[12:]
+            self._accept(pt, seq, ts, ssrc, payload, now)
+            return pt, ts, payload
+        pkt = self.receive(data, now)
+        return None if pkt is None else (pkt.payload_type, pkt.timestamp, pkt.payload)
+
+    def _accept(self, pt: int, sequence: int, timestamp: int, ssrc: int, payload: bytes, now: float) -> None:
         src = self._src
-        if src is None or src.ssrc != pkt.ssrc:
+        if src is None or src.ssrc != ssrc:
             if src is not None:
                 self.stats.ssrc_changes += 1
-            src = self._src = _Source(pkt.ssrc)
+            src = self._src = _Source(ssrc)
             self.buffer.reset()
-        ext = src.seq.extend(pkt.sequence)
+        ext = src.seq.extend(sequence)
         src.received += 1
         st = self.stats
         st.received += 1
         # RFC 3550 A.8 interarrival jitter, kept in seconds
-        transit = now - pkt.timestamp / self.clock_rate
+        transit = now - timestamp / self.clock_rate
         if src.transit is not None:
             d = abs(transit - src.transit)
             if d < 1000:  # ignore timestamp wraps
@@ -401,9 +424,7 @@ class RtpReceiver:
         src.transit = transit
         expected = src.seq.max_ext - src.seq.base + 1
         st.lost = max(0, expected - src.received)
-        audio = pkt.payload_type in self.audio_pts
-        self.buffer.push(ext, pkt.payload_type, pkt.payload if audio else None, now)
-        return pkt
+        self.buffer.push(ext, pt, payload if pt in self.audio_pts else None, now)
 
     def pop(self, now: float) -> tuple[int, bytes | None] | None:
         return self.buffer.pop(now)

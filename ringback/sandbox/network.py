@@ -255,7 +255,12 @@ class SandboxNetwork:
                 await asyncio.sleep(max(0.0, spec.digits_after - (time.monotonic() - t0)))
                 await media.send_digits(spec.digits)
 
-        tasks = [asyncio.ensure_future(c) for c in (watch(), listen(), script(), press())]
+        async def go_dead() -> None:
+            if spec.rtp_stop_after is not None:
+                await asyncio.sleep(spec.rtp_stop_after)
+                await media.close()
+
+        tasks = [asyncio.ensure_future(c) for c in (watch(), listen(), script(), press(), go_dead())]
         limit = spec.hangup_after if spec.hangup_after is not None else spec.max_seconds
         try:
             with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ More phones come from a file (``--sandbox FILE``, TOML or JSON), a list of table
     digits = "1234#"             # pressed `digits_after` seconds after answer
     digits_after = 3.0
     hangup_after = 10.0          # hang up this many seconds after answer
+    rtp_stop_after = 5.0         # go silent on the network (no RTP) while staying on the call
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class PhoneSpec:
     digits: str | None = None
     digits_after: float = 3.0
     hangup_after: float | None = None
+    # Stop sending RTP (keeping the SIP dialog up) this many seconds after answer: a dead media path.
+    rtp_stop_after: float | None = None
     # Never hang up on their own before this many seconds (protects against stuck calls in tests).
     max_seconds: float = 600.0
 

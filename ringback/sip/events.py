@@ -61,6 +61,43 @@ class Cancelled:
 
 
 @dataclass(frozen=True)
+class MediaChanged:
+    """The peer changed the session in a re-INVITE, UPDATE or ACK (hold, unhold, a new RTP address).
+
+    `direction` is the audio direction as the peer's SDP states it ("sendonly" = the peer holds us);
+    we have already answered with the mirror direction.  The media layer re-reads `sdp`.
+    """
+
+    sdp: bytes
+    direction: str = "sendrecv"
+    call_id: str = field(default="", compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The registrar accepted (or refreshed) a registration for `expires` seconds."""
+
+    reg_id: str
+    expires: int
+
+
+@dataclass(frozen=True)
+class RegistrationFailed:
+    """A REGISTER failed (code 408 on no answer); the core retries by itself after a back-off."""
+
+    reg_id: str
+    code: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Unregistered:
+    """The registration was removed (expires=0 accepted, or given up on when closing)."""
+
+    reg_id: str
+
+
+@dataclass(frozen=True)
 class IncomingInvite:
     """A new dialog-creating INVITE (core only; the UserAgent turns it into an IncomingCall)."""
 
@@ -77,5 +114,6 @@ class Terminated:
     call_id: str
 
 
-CallEvent = Ringing | Answered | Failed | Hangup | Dtmf | Cancelled
-Event = CallEvent | IncomingInvite | Terminated
+CallEvent = Ringing | Answered | Failed | Hangup | Dtmf | Cancelled | MediaChanged
+RegistrationEvent = Registered | RegistrationFailed | Unregistered
+Event = CallEvent | IncomingInvite | Terminated | RegistrationEvent

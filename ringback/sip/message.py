@@ -10,7 +10,15 @@ import secrets
 from dataclasses import dataclass, field
 
 from ringback.sip.errors import ParseError
-from ringback.sip.uri import NameAddr, Params, format_params, parse_hostport, parse_name_addr, parse_params
+from ringback.sip.uri import (
+    NameAddr,
+    Params,
+    format_params,
+    parse_hostport,
+    parse_name_addr,
+    parse_params,
+    parse_uri,
+)
 from ringback.sip.uri import split_quoted as _split_quoted
 
 __all__ = [
@@ -261,7 +269,8 @@ def _parse(data: bytes, stream: bool) -> Request | Response:
     if not data:
         raise ParseError("empty message")
     head_b, body = _split_head(data)
-    if b"\x00" in head_b:
+    if b"\x00" in head_b and not _nul_only_quoted(head_b):
+        # an escaped NUL inside a quoted string is legal (RFC 4475 intmeth); anywhere else it is not
         raise ParseError("NUL in headers")
     head = head_b.decode("utf-8", "surrogateescape")
     lines = head.replace("\r\n", "\n").split("\n")
@@ -297,6 +306,7 @@ def _parse(data: bytes, stream: bool) -> Request | Response:
             raise ParseError("bad request line")
         if not _is_token(parts[0]) or not parts[1] or ":" not in parts[1]:
             raise ParseError("bad method or request-URI")
+        parse_uri(parts[1])  # `<sip:...>` or junk as Request-URI is a 400 (RFC 4475 ltgtruri)
         msg = Request(parts[0], parts[1], headers)
 
     cl_values = msg.get_all("Content-Length")
@@ -334,6 +344,29 @@ def _validate(msg: Request | Response) -> None:
     mf = msg.get("Max-Forwards")
     if mf is not None and (not mf.isdigit() or len(mf) > 9):
         raise ParseError("bad Max-Forwards")
+    for contact in msg.get_all("Contact"):
+        if contact != "*":
+            parse_name_addr(contact)  # e.g. an addr-spec with ?headers outside <> (RFC 4475 regbadct)
+
+
+def _nul_only_quoted(head: bytes) -> bool:
+    """True when every NUL byte sits inside a double-quoted string (escapes honoured)."""
+    quoted = False
+    i = 0
+    n = len(head)
+    while i < n:
+        c = head[i]
+        if quoted and c == 0x5C:  # backslash: the next byte is escaped, whatever it is
+            i += 2
+            continue
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0 and not quoted:
+            return False
+        elif c in (0x0D, 0x0A) and quoted:
+            quoted = False  # a quote never spans lines once folding is undone; be strict
+        i += 1
+    return True
 
 
 class StreamFramer:

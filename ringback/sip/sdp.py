@@ -176,3 +176,66 @@ def parse_answer(answer: bytes) -> MediaParams:
     if chosen is None:
         raise NoCommonCodec("the answer has no PCMU or PCMA")
     return _params(sess, m, chosen)
+
+
+def mirror(direction: str) -> str:
+    """The answerer's direction for an offered one (RFC 3264 6.1): sendonly <-> recvonly."""
+    return _REVERSE.get(direction, "sendrecv")
+
+
+def offer_direction(sdp: bytes) -> str:
+    """The audio direction an SDP states; `c=0.0.0.0` (RFC 2543 hold) counts as sendonly.
+
+    Raises SdpError / NoCommonCodec when there is no usable audio stream (the UA answers 488).
+    """
+    sess = _parse(sdp)
+    m = _audio(sess)
+    host = m.conn or sess.conn
+    if host in ("0.0.0.0", "::") and m.direction == "sendrecv":
+        return "sendonly"
+    return m.direction
+
+
+def _origin_version(lines: list[str]) -> int | None:
+    for line in lines:
+        if line.startswith("o="):
+            parts = line[2:].split()
+            if len(parts) >= 3 and parts[2].isdigit():
+                return int(parts[2])
+    return None
+
+
+def with_direction(sdp: bytes, direction: str, *, previous: bytes | None = None) -> bytes:
+    """`sdp` with its direction attributes set to `direction`.
+
+    When `previous` (the SDP we last sent in this session) is given, the result keeps its o= version if
+    nothing else changed and takes version+1 otherwise: RFC 3264 8 requires a new version for a changed
+    description and the same one for an unchanged one (peers use it to skip media re-setup).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"bad direction {direction!r}")
+    lines = sdp.decode("utf-8").splitlines()
+    out: list[str] = []
+    seen = False
+    for line in lines:
+        if line[2:] in DIRECTIONS and line.startswith("a="):
+            out.append(f"a={direction}")
+            seen = True
+        else:
+            out.append(line)
+    if not seen:
+        out.append(f"a={direction}")
+    if previous is not None:
+        prev = previous.decode("utf-8", "replace").splitlines()
+        if [x for x in prev if not x.startswith("o=")] == [x for x in out if not x.startswith("o=")]:
+            return previous
+        version = _origin_version(prev)
+        if version is not None:
+            for i, line in enumerate(out):
+                if line.startswith("o="):
+                    parts = line[2:].split()
+                    if len(parts) >= 3:
+                        parts[2] = str(version + 1)
+                        out[i] = "o=" + " ".join(parts)
+                    break
+    return ("\r\n".join(out) + "\r\n").encode()

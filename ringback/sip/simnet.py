@@ -6,12 +6,18 @@ without sockets.  `on_event(ep, event)` lets a test act like an application (ans
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 from collections.abc import Callable
+from typing import Any
 
+from ringback.sip.auth import DigestVerifier
 from ringback.sip.endpoint import SipEndpoint
+from ringback.sip.errors import ParseError
 from ringback.sip.events import Event
+from ringback.sip.message import BRANCH_COOKIE, Request, Response, Via, parse_message
+from ringback.sip.uri import SipUri, parse_name_addr, parse_uri
 
 Addr = tuple[str, int]
 
@@ -22,7 +28,7 @@ class SimNetwork:
         self.latency = latency
         self.rng = random.Random(seed)
         self.now = start
-        self.endpoints: dict[Addr, SipEndpoint] = {}
+        self.endpoints: dict[Addr, Any] = {}  # SipEndpoint, or anything with its surface (SimProxy)
         self.events: dict[Addr, list[Event]] = {}
         self.on_event: Callable[[SipEndpoint, Event], None] | None = None
         self.log: list[tuple[float, Addr, Addr, bytes]] = []  # everything put on the wire
@@ -30,7 +36,7 @@ class SimNetwork:
         self._wire: list[tuple[float, int, bytes, Addr, Addr, str]] = []
         self._seq = 0
 
-    def add(self, ep: SipEndpoint) -> SipEndpoint:
+    def add(self, ep: Any) -> Any:
         self.endpoints[(ep.host, ep.port)] = ep
         self.events[(ep.host, ep.port)] = []
         return ep
@@ -100,3 +106,152 @@ class SimNetwork:
 
     def sent_by(self, addr: Addr) -> list[bytes]:
         return [data for _, src, _, data in self.log if src == addr]
+
+
+class SimProxy:
+    """A stateless record-routing SIP proxy (RFC 3261 16.11) to put in a SimNetwork path, like Kamailio.
+
+    Initial INVITEs are record-routed (`;lr`) and sent to `forward_to` (or the Request-URI's address);
+    requests carrying a Route to us lose it and follow the next Route or the Request-URI (loose
+    routing); responses lose our Via and go back to the next one.  `seen` logs every method it relayed.
+    """
+
+    def __init__(self, host: str, port: int, *, forward_to: Addr | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.forward_to = forward_to
+        self.seen: list[str] = []
+        self._out: list[tuple[bytes, Addr, str]] = []
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.host}:{self.port};lr"
+
+    # the SipEndpoint surface SimNetwork drives
+    def next_event(self) -> None:
+        return None
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Addr, str]]:
+        out, self._out = self._out, []
+        return out
+
+    def _is_me(self, uri: SipUri) -> bool:
+        return uri.addr == (self.host, self.port)
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float, transport: str = "udp") -> None:
+        try:
+            msg = parse_message(data)
+        except ParseError:
+            return
+        if isinstance(msg, Response):
+            vias = msg.get_all("Via")
+            if len(vias) < 2:
+                return
+            msg.remove("Via")
+            msg.headers = [("Via", v) for v in vias[1:]] + msg.headers
+            nxt = Via.parse(vias[1])
+            host = nxt.params.get("received") or nxt.host
+            port = int(nxt.params["rport"]) if nxt.params.get("rport") else (nxt.port or 5060)
+            self.seen.append(f"{msg.status} {msg.cseq[1]}")
+            self._out.append((bytes(msg), (host, port), transport))
+            return
+        self.seen.append(msg.method)
+        routes = msg.get_all("Route")
+        if routes and self._is_me(parse_name_addr(routes[0]).uri):
+            routes = routes[1:]
+            msg.remove("Route")
+            for r in routes:
+                msg.add("Route", r)
+        if routes:
+            dest = parse_name_addr(routes[0]).uri.addr
+        elif msg.method == "INVITE" and msg.to.tag is None and self.forward_to is not None:
+            dest = self.forward_to
+        else:
+            dest = parse_uri(msg.uri).addr
+        if msg.method == "INVITE" and msg.to.tag is None:
+            msg.add("Record-Route", f"<{self.uri}>", first=True)
+        # stamp where the request came from, as a stateful proxy would before adding its own Via
+        top = msg.top_via
+        top.params["received"] = addr[0]
+        if "rport" in top.params:
+            top.params["rport"] = str(addr[1])
+        vias = msg.get_all("Via")
+        vias[0] = str(top)
+        msg.remove("Via")
+        # stateless: the branch is derived from the incoming one, so retransmissions map the same way
+        branch = BRANCH_COOKIE + hashlib.sha256(f"{top.branch}|{msg.method}".encode()).hexdigest()[:16]
+        if msg.method == "ACK" or msg.method == "CANCEL":
+            branch = BRANCH_COOKIE + hashlib.sha256(f"{top.branch}|INVITE".encode()).hexdigest()[:16]
+        new = [("Via", f"SIP/2.0/{transport.upper()} {self.host}:{self.port};branch={branch}")]
+        new += [("Via", v) for v in vias]
+        msg.headers = new + msg.headers
+        msg._cache.clear()
+        self._out.append((bytes(msg), dest, transport))
+
+
+class SimRegistrar:
+    """A registrar with digest auth for SimNetwork tests: it answers REGISTER and records bindings.
+
+    `bindings` maps the AOR to (contact, absolute expiry); `min_expires` provokes 423 below it.
+    """
+
+    def __init__(self, host: str, port: int, *, credentials: dict[str, str] | None = None,
+                 max_expires: int = 3600, min_expires: int = 0, realm: str = "trunk") -> None:
+        self.host = host
+        self.port = port
+        self.verifier = DigestVerifier(realm, credentials) if credentials else None
+        self.max_expires = max_expires
+        self.min_expires = min_expires
+        self.bindings: dict[str, tuple[str, float]] = {}
+        self.requests: list[Request] = []
+        self.down = False  # answer nothing (a dead registrar)
+        self._out: list[tuple[bytes, Addr, str]] = []
+
+    def next_event(self) -> None:
+        return None
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Addr, str]]:
+        out, self._out = self._out, []
+        return out
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float, transport: str = "udp") -> None:
+        try:
+            req = parse_message(data)
+        except ParseError:
+            return
+        if not isinstance(req, Request) or req.method != "REGISTER" or self.down:
+            return
+        self.requests.append(req)
+        extra: list[tuple[str, str]] = []
+        if self.verifier is not None and self.verifier.verify(req.get("Authorization"), "REGISTER") is None:
+            code, extra = 401, [("WWW-Authenticate", self.verifier.challenge())]
+        else:
+            expires = int(req.get("Expires") or "3600")
+            aor = str(req.to.uri)
+            contact = req.get_all("Contact")[0]
+            if 0 < expires < self.min_expires:
+                code, extra = 423, [("Min-Expires", str(self.min_expires))]
+            elif expires == 0:
+                self.bindings.pop(aor, None)
+                code = 200
+            else:
+                granted = min(expires, self.max_expires)
+                self.bindings[aor] = (contact, now + granted)
+                code, extra = 200, [("Contact", f"{contact};expires={granted}")]
+        headers = [("Via", v) for v in req.get_all("Via")]
+        to = req.get("To") or ""
+        headers += [("From", req.get("From") or ""), ("To", f"{to};tag=reg1"), ("Call-ID", req.call_id),
+                    ("CSeq", req.get("CSeq") or "")] + extra
+        self._out.append((bytes(Response(code, "OK" if code == 200 else "No", headers)), addr, transport))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ringback.sip.endpoint import SipEndpoint
 from ringback.sip.errors import ParseError
@@ -16,16 +17,20 @@ from ringback.sip.events import (
     Failed,
     Hangup,
     IncomingInvite,
+    MediaChanged,
+    Registered,
+    RegistrationFailed,
     Ringing,
     Terminated,
+    Unregistered,
 )
 from ringback.sip.message import Request
 from ringback.sip.transport import SipTransport
 from ringback.sip.uri import parse_uri, user_of
 
 __all__ = [
-    "UserAgent", "OutgoingCall", "IncomingCall", "CallEvent", "Ringing", "Answered", "Failed", "Hangup",
-    "Dtmf", "Cancelled",
+    "UserAgent", "OutgoingCall", "IncomingCall", "Registration", "CallEvent", "Ringing", "Answered", "Failed",
+    "Hangup", "Dtmf", "Cancelled", "MediaChanged",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,8 +54,8 @@ class _CallBase:
             self.ended = True
         elif isinstance(ev, Hangup | Cancelled):
             self.ended = True
-        elif isinstance(ev, Ringing) and ev.sdp:
-            self.remote_sdp = ev.sdp
+        elif isinstance(ev, Ringing | MediaChanged) and ev.sdp:
+            self.remote_sdp = ev.sdp  # early media, or a re-INVITE/UPDATE moved or held the stream
         self.events.put_nowait(ev)
 
     async def bye(self) -> None:
@@ -93,18 +98,79 @@ class IncomingCall(_CallBase):
         self._ua._act(lambda ep, now: ep.reject(self.call_id, code, reason, now=now))
 
 
+class Registration:
+    """A binding kept at a registrar by the UserAgent: refreshed before expiry, challenges answered,
+    retried with back-off after failures, removed by `close()` (and by `UserAgent.close()`)."""
+
+    def __init__(self, ua: UserAgent, reg_id: str) -> None:
+        self._ua = ua
+        self.reg_id = reg_id
+        self.registered = False
+        self.expires: int | None = None  # what the registrar granted last
+        self.last_code: int | None = None
+        self.last_reason = ""
+        self.closed = False
+        self._changed = asyncio.Event()
+        self._ok = asyncio.Event()
+        self._gone = asyncio.Event()
+
+    def _deliver(self, ev: Registered | RegistrationFailed | Unregistered) -> None:
+        if isinstance(ev, Registered):
+            self.registered, self.expires, self.last_code, self.last_reason = True, ev.expires, 200, "OK"
+            self._ok.set()
+        elif isinstance(ev, RegistrationFailed):
+            self.registered, self.last_code, self.last_reason = False, ev.code, ev.reason
+            self._ok.clear()
+        else:
+            self.registered = False
+            self._ok.clear()
+            self._gone.set()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_registered(self, timeout: float | None = None) -> bool:
+        """True once the registrar has accepted the binding; False if `timeout` passes first."""
+        try:
+            await asyncio.wait_for(self._ok.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_change(self, timeout: float | None = None) -> None:
+        """Until the next outcome (accepted, failed, removed): tests and status pages use it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Unregister (expires=0) and wait up to `timeout` for the registrar's answer."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._ua._started:
+            self._ua._act(lambda ep, now: ep.unregister(self.reg_id, now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone.wait(), timeout)
+        self._ua.endpoint.registrations.pop(self.reg_id, None)
+        self._ua._registrations.pop(self.reg_id, None)
+
+
 class UserAgent:
     def __init__(self, host: str, port: int, *, advertise: str | None = None, user_agent: str = "ringback",
                  on_invite: Callable[[IncomingCall], Awaitable[None]] | None = None, t1: float = 0.5,
-                 credentials: dict[str, str] | None = None, tcp: bool = True) -> None:
+                 credentials: dict[str, str] | None = None, tcp: bool = True,
+                 allowed_sources: Iterable[str] | None = None, nat_fallback: bool = False) -> None:
+        """`allowed_sources`: CIDRs (the trunk's addresses) that may send us INVITEs; others get 403, or a
+        digest challenge when `credentials` are given too.  `nat_fallback`: see SipEndpoint."""
         self.host = host
         self.port = port
         self.on_invite = on_invite
         self.endpoint = SipEndpoint(host, port, advertise=advertise, user_agent=user_agent, t1=t1,
-                                    credentials=credentials)
+                                    credentials=credentials, allowed_sources=allowed_sources,
+                                    nat_fallback=nat_fallback)
         self._transport = SipTransport(self.endpoint, self._on_flush)
         self._tcp = tcp
         self._calls: dict[str, _CallBase] = {}
+        self._registrations: dict[str, Registration] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -128,6 +194,9 @@ class UserAgent:
         self._started = True
 
     async def close(self) -> None:
+        regs = list(self._registrations.values())
+        if regs:
+            await asyncio.gather(*(r.close() for r in regs), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -151,6 +220,20 @@ class UserAgent:
         self._transport.flush()
         return call
 
+    async def register(self, registrar_uri: str, aor: str, *, auth: tuple[str, str] | None = None,
+                       expires: int = 3600) -> Registration:
+        """Register `aor` (e.g. sip:+15005551000@trunk) at `registrar_uri` so inbound calls reach us.
+
+        Returns at once; `await reg.wait_registered(timeout)` to know it took.  The binding is refreshed
+        before it expires, re-tried after failures, and removed when the Registration or UA closes.
+        """
+        now = self._transport.now
+        reg_id = self.endpoint.register(registrar_uri, aor, now=now, auth=auth, expires=expires)
+        reg = Registration(self, reg_id)
+        self._registrations[reg_id] = reg
+        self._transport.flush()
+        return reg
+
     # ------------------------------------------------------------------ internals
     def _act(self, fn: Callable[[SipEndpoint, float], None]) -> None:
         fn(self.endpoint, self._transport.now)
@@ -162,6 +245,10 @@ class UserAgent:
                 self._incoming(ev)
             elif isinstance(ev, Terminated):
                 self._calls.pop(ev.call_id, None)
+            elif isinstance(ev, Registered | RegistrationFailed | Unregistered):
+                reg = self._registrations.get(ev.reg_id)
+                if reg is not None:
+                    reg._deliver(ev)
             else:
                 call = self._calls.get(ev.call_id)
                 if call is not None:

@@ -146,10 +146,16 @@ def parse_uri(s: str) -> SipUri:
         if not rest or _WS.search(rest):
             raise ParseError("bad URI")
         return SipUri(scheme=scheme, opaque=rest)
-    rest, qmark, headers = rest.partition("?")
     user = password = None
-    if "@" in rest:
-        userinfo, _, rest = rest.rpartition("@")
+    at = rest.find("@")
+    if at >= 0:
+        # the user part may hold '?', ';' and '/' (RFC 4475 intmeth, semiuri); neither it nor a header
+        # value may hold a bare '@' (RFC 3261 25.1), so the first '@' ends the userinfo
+        userinfo, rest = rest[:at], rest[at + 1 :]
+    else:
+        userinfo = None
+    rest, qmark, headers = rest.partition("?")
+    if userinfo is not None:
         user, pcolon, pw = userinfo.partition(":")
         password = pw if pcolon else None
         if _WS.search(userinfo):

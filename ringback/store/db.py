@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from .writer import Writer
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -20,14 +24,25 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """A configured Engine. SQLite gets WAL, synchronous=NORMAL and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, autocheckpoint: bool = True,
+                pre_ping: bool = True) -> Engine:
+    """A configured Engine. SQLite gets WAL, synchronous=NORMAL and a busy timeout.
+
+    autocheckpoint=False: this engine's commits never run a WAL checkpoint (whose fsyncs take
+    10-20 ms on a slow disk); someone else must checkpoint (the writer's checkpoint thread).
+    """
     url = normalise_url(url)
     u = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if u.get_backend_name() == "sqlite":
         memory = u.database in (None, "", ":memory:")
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if not memory:
+            # Every API and engine worker thread may hold a connection at once (anyio runs up to
+            # 40): a pool smaller than that opens and throws away connections under load, and
+            # each new one pays for its PRAGMAs and WAL set-up.
+            kwargs["pool_size"] = 48 if pool_size == 10 else pool_size
+            kwargs["max_overflow"] = 16
         if memory:
             from sqlalchemy.pool import StaticPool
 
@@ -44,6 +59,8 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            if not autocheckpoint:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -59,7 +76,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     if u.get_backend_name() == "postgresql":
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size
-        kwargs["pool_pre_ping"] = True
+        kwargs["pool_pre_ping"] = pre_ping
         return create_engine(url, **kwargs)
     return create_engine(url, poolclass=NullPool, **kwargs)
 
@@ -79,6 +96,22 @@ class Store:
             self.engine.execution_options(ringback_readonly=True), expire_on_commit=False
         )
         self.recordings_dir = recordings_dir
+        self._writer: Writer | None = None
+
+    @property
+    def writer(self) -> Writer:
+        """The group-commit writer thread (started on first use)."""
+        if self._writer is None:
+            self._writer = Writer(self)
+        return self._writer
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """Run fn(session) in the writer thread; returns once its transaction has committed.
+
+        Writes arriving together share one transaction and one commit (see writer.py); fn must
+        only touch the database through the session, since it may be re-run after a failed commit.
+        """
+        return await self.writer.run(fn)
 
     @property
     def dialect(self) -> str:
@@ -101,4 +134,6 @@ class Store:
             s.close()
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.engine.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -87,6 +88,10 @@ class Account(Base):
     date_updated: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_TOP = text("parent_sid IS NULL")
+_SEGMENT = text("parent_sid IS NOT NULL")
+
+
 class Call(Base):
     __tablename__ = "calls"
 
@@ -124,13 +129,21 @@ class Call(Base):
     __table_args__ = (
         # The engine's queue: oldest queued first (FOR UPDATE SKIP LOCKED on PostgreSQL).
         Index("ix_calls_state_created", "state", "date_created"),
-        # Lists show top-level calls only, newest DateUpdated first; one index per filter.
-        Index("ix_calls_acct_updated", "account_sid", "date_updated", "sid"),
-        Index("ix_calls_acct_called", "account_sid", "called", "date_updated"),
-        Index("ix_calls_acct_caller", "account_sid", "caller", "date_updated"),
-        Index("ix_calls_acct_status", "account_sid", "status", "date_updated"),
-        Index("ix_calls_acct_start", "account_sid", "start_time"),
-        Index("ix_calls_parent", "parent_sid"),
+        # Lists show top-level calls only, newest DateUpdated first; one index per filter. Partial
+        # (top-level rows only) and ending in the list order, so a page is read from the index
+        # (migration 0003).
+        *(
+            Index(name, *cols, "date_updated", "sid", sqlite_where=_TOP, postgresql_where=_TOP)
+            for name, cols in (
+                ("ix_calls_acct_updated", ()),
+                ("ix_calls_acct_called", ("called",)),
+                ("ix_calls_acct_caller", ("caller",)),
+                ("ix_calls_acct_status", ("status",)),
+                ("ix_calls_acct_start", ("start_time",)),
+            )
+            for cols in [("account_sid", *cols)]
+        ),
+        Index("ix_calls_parent", "parent_sid", sqlite_where=_SEGMENT, postgresql_where=_SEGMENT),
     )
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from ringback.server import RingbackServer
 from ringback.store.accounts import add_number
@@ -26,13 +25,6 @@ from ..engine.conftest import fast_settings
 
 CALLER = "4155550100"
 CALLED = "4155550199"  # goes out as INVITE sip:+14155550199@peer
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.interop)
 
 
 class Harness:

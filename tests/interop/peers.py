@@ -275,3 +275,167 @@ def rfc4733_packets(digits: str, payload_type: int, *, start: float = 0.0, ssrc:
         ts += (on_ms + gap_ms) * 8
         t += gap_ms / 1000
     return pkts
+
+
+# ------------------------------------------------------------------------------------------- baresip
+
+
+@dataclass
+class Baresip:
+    """baresip as a phone: answers INVITEs for `user` automatically, plays `source` (a WAV) and records
+    what it hears through the sndfile module into `workdir` (dump-*-dec.wav)."""
+
+    port: int
+    user: str
+    workdir: Path
+    proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "baresip.log"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def recordings(self) -> list[Path]:
+        """The WAVs the sndfile module wrote of what baresip heard (decoded, received direction)."""
+        return sorted(self.workdir.glob("dump-*-dec.wav"))
+
+
+@contextlib.asynccontextmanager
+async def baresip_phone(workdir: Path, source_wav: Path, *, user: str = "+14155550199",
+                        modules: Sequence[str] = ()) -> AsyncIterator[Baresip]:
+    binary = need("baresip")
+    modpath = Path("/usr/lib/baresip/modules")
+    if not (modpath / "sndfile.so").exists() or not (modpath / "aufile.so").exists():
+        pytest.skip("baresip's aufile/sndfile modules are missing (baresip-core)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port(pair=True)  # baresip binds port+1 for TCP/TLS
+    config = [
+        "poll_method epoll",
+        "net_interface 127.0.0.1",
+        f"sip_listen 127.0.0.1:{port}",
+        f"audio_source aufile,{source_wav}",
+        f"audio_alert aufile,{source_wav}",
+        "audio_srate 8000",
+        "audio_channels 1",
+        f"module_path {modpath}",
+        "module g711.so",
+        "module aufile.so",
+        "module sndfile.so",
+        *[f"module {m}" for m in modules],
+        "module_app account.so",
+        "module_app menu.so",
+        f"snd_path {workdir}",
+        "rtp_ports 40000-49999",
+        "",
+    ]
+    (workdir / "config").write_text("\n".join(config))
+    (workdir / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0;answermode=auto\n")
+    bs = Baresip(port, user, workdir)
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-4", "-v", "-f", str(workdir), cwd=workdir, stdin=asyncio.subprocess.DEVNULL,
+        stdout=open(bs.log_path, "wb"), stderr=asyncio.subprocess.STDOUT,  # noqa: SIM115
+    )
+    bs.proc = proc
+    try:
+        await wait_bound(proc, port, "udp")
+        yield bs
+    finally:
+        await stop_process(proc)
+
+
+# ------------------------------------------------------------------------------------------ Kamailio
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+log_prefix="KAM "
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+alias=127.0.0.1:{port}
+mpath="{mpath}"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "textops.so"
+loadmodule "auth.so"
+
+request_route {{
+    xlog("L_NOTICE", "REQ $rm $ru from $proto:$si:$sp\\n");
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK") && t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    t_check_trans();
+{auth}    record_route();
+    $du = "sip:127.0.0.1:{target_port};transport=udp";
+    if (!t_relay()) {{ sl_reply_error(); }}
+}}
+
+onreply_route {{
+    xlog("L_NOTICE", "RPL $rs $rm from $proto:$si:$sp\\n");
+}}
+"""
+
+
+@dataclass
+class Kamailio:
+    port: int
+    workdir: Path
+
+    def log(self) -> str:
+        try:
+            return (self.workdir / "kamailio.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, proto:source) of every request the proxy routed."""
+        return re.findall(r"REQ (\w+) \S+ from (\w+:[\d.]+:\d+)", self.log())
+
+
+@contextlib.asynccontextmanager
+async def kamailio_proxy(workdir: Path, target_port: int, *, password: str = "") -> AsyncIterator[Kamailio]:
+    """A record-routing stateful proxy (tm) in front of a UAS at 127.0.0.1:target_port (UDP), listening
+    on UDP and TCP; with `password`, INVITEs are challenged (407) and checked against it."""
+    binary = need("kamailio")
+    mpath = next((p for p in (Path("/usr/lib/x86_64-linux-gnu/kamailio/modules"), Path("/usr/lib/kamailio/modules"))
+                  if (p / "tm.so").exists()), None)
+    if mpath is None:
+        pytest.skip("kamailio modules (tm, rr) not found")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port(pair=True)
+    cfg = workdir / "kamailio.cfg"
+    auth = (
+        '    if (is_method("INVITE")) {\n'
+        f'        if (!pv_proxy_authenticate("$fd", "{password}", "0")) {{ proxy_challenge("$fd", "0"); exit; }}\n'
+        '        consume_credentials();\n'
+        '    }\n'
+    ) if password else ""
+    cfg.write_text(KAMAILIO_CFG.format(port=port, mpath=mpath, target_port=target_port, auth=auth))
+    kam = Kamailio(port, workdir)
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-DD", "-E", "-f", str(cfg), "-m", "32", "-M", "4", "-Y", str(workdir), "-P", str(workdir / "pid"),
+        "-w", str(workdir), cwd=workdir, stdin=asyncio.subprocess.DEVNULL,
+        stdout=open(workdir / "kamailio.log", "wb"), stderr=asyncio.subprocess.STDOUT,  # noqa: SIM115
+    )
+    try:
+        await wait_bound(proc, port, "udp")
+        await wait_bound(proc, port, "tcp")
+        yield kam
+    finally:
+        await stop_process(proc, timeout=5.0)

@@ -21,14 +21,16 @@ async def test_rfc4733_digits_reach_gather(tmp_path: Path, payload_type: int) ->
     workdir.mkdir()
     pcap = workdir / f"digits_{payload_type}.pcap"
     write_rtp_pcap(pcap, rfc4733_packets("4821#", payload_type))
-    async with sipp_uas("uas_dtmf.xml", workdir, keys={"te": str(payload_type)}, subst={"[pcap]": str(pcap)},
-                        pause_ms=800) as sipp:
-        async with start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h:
-            h.app.twiml("/app", GATHER)
-            h.app.twiml("/got", "<Response><Hangup/></Response>")
-            sid = await h.make_call("/app")
-            call = await h.wait_final(sid)
-            assert await sipp.wait(10) == 0, sipp.diagnostics()
+    keys, subst = {"te": str(payload_type)}, {"[pcap]": str(pcap)}
+    async with (
+        sipp_uas("uas_dtmf.xml", workdir, keys=keys, subst=subst, pause_ms=800) as sipp,
+        start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h,
+    ):
+        h.app.twiml("/app", GATHER)
+        h.app.twiml("/got", "<Response><Hangup/></Response>")
+        sid = await h.make_call("/app")
+        call = await h.wait_final(sid)
+        assert await sipp.wait(10) == 0, sipp.diagnostics()
     assert call["Status"] == "2"
     got = [r for r in h.requests_for(sid) if r.path == "/got"]
     assert len(got) == 1, [r.path for r in h.requests_for(sid)]

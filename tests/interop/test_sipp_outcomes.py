@@ -24,15 +24,17 @@ async def _call(tmp_path: Path, scenario: str, keys: dict[str, str], *, trunk_us
                 path: str = "/app", twiml: str = SAY, **params: str) -> tuple[dict, object, Sipp, int | None, object]:
     """Run one REST call against a SIPp UAS; returns (final call, first request, sipp, SipResponseCode, harness)."""
     keys = {"te": "101", **keys}
-    async with sipp_uas(scenario, tmp_path / "sipp", keys=keys, subst=subst, pause_ms=pause_ms) as sipp:
-        async with start_ringback(tmp_path / "rb", f"sip:{trunk_user}127.0.0.1:{sipp.port}") as h:
-            h.app.twiml(path, twiml)
-            sid = await h.make_call(path, **params)
-            call = await h.wait_final(sid)
-            first = await h.first_request(sid)
-            rc = await sipp.wait(10)
-            assert rc == 0, sipp.diagnostics()
-            return call, first, sipp, h.sip_response_code(sid), h
+    async with (
+        sipp_uas(scenario, tmp_path / "sipp", keys=keys, subst=subst, pause_ms=pause_ms) as sipp,
+        start_ringback(tmp_path / "rb", f"sip:{trunk_user}127.0.0.1:{sipp.port}") as h,
+    ):
+        h.app.twiml(path, twiml)
+        sid = await h.make_call(path, **params)
+        call = await h.wait_final(sid)
+        first = await h.first_request(sid)
+        rc = await sipp.wait(10)
+        assert rc == 0, sipp.diagnostics()
+        return call, first, sipp, h.sip_response_code(sid), h
 
 
 async def test_answer_then_far_end_bye(tmp_path: Path) -> None:
@@ -106,23 +108,25 @@ async def test_early_media_183_then_answer(tmp_path: Path) -> None:
 
 
 async def test_far_end_hangs_up_during_first_request(tmp_path: Path) -> None:
-    async with sipp_uas("uas_answer_bye.xml", tmp_path / "sipp", keys={"te": "101"}, pause_ms=200) as sipp:
-        async with start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h:
-            from starlette.responses import Response
+    async with (
+        sipp_uas("uas_answer_bye.xml", tmp_path / "sipp", keys={"te": "101"}, pause_ms=200) as sipp,
+        start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h,
+    ):
+        from starlette.responses import Response
 
-            async def slow(request: object) -> Response:
-                await asyncio.sleep(1.0)  # SIPp's BYE arrives while the app is thinking
-                return Response(SAY, media_type="text/xml")
+        async def slow(request: object) -> Response:
+            await asyncio.sleep(1.0)  # SIPp's BYE arrives while the app is thinking
+            return Response(SAY, media_type="text/xml")
 
-            h.app.routes["/slow"] = slow  # type: ignore[assignment]
-            sid = await h.make_call("/slow")
-            call = await h.wait_final(sid)
-            assert await sipp.wait(10) == 0, sipp.diagnostics()
-            first = h.requests_for(sid)[0]
-            assert first.params["DialStatus"] == "answered"
-            assert call["Status"] == "2" and call["EndTime"]
-            assert not sipp.received("BYE")  # no BYE of ours after the far end's
-            assert h.sip_response_code(sid) == 200
+        h.app.routes["/slow"] = slow  # type: ignore[assignment]
+        sid = await h.make_call("/slow")
+        call = await h.wait_final(sid)
+        assert await sipp.wait(10) == 0, sipp.diagnostics()
+        first = h.requests_for(sid)[0]
+        assert first.params["DialStatus"] == "answered"
+        assert call["Status"] == "2" and call["EndTime"]
+        assert not sipp.received("BYE")  # no BYE of ours after the far end's
+        assert h.sip_response_code(sid) == 200
 
 
 async def test_digest_challenge_answered_with_trunk_credentials(tmp_path: Path) -> None:

@@ -1,0 +1,55 @@
+"""Limits that stop stuck calls and pace the dialer: maximum call length, no RTP for too long,
+calls per second per account."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ringback.server import RingbackServer
+from ringback.twiml.testapp import serve_app
+
+from .conftest import Harness, fast_settings
+
+
+async def _harness(tmp_path, **overrides):  # type: ignore[no-untyped-def]
+    server = RingbackServer(fast_settings(tmp_path, **overrides))
+    await server.start()
+    return server
+
+
+async def test_max_call_length_and_rtp_timeout_end_stuck_calls(tmp_path) -> None:
+    server = await _harness(tmp_path, max_call_seconds=2.0, rtp_timeout=1.0)
+    try:
+        async with serve_app(server.account[1]) as app:  # type: ignore[index]
+            h = Harness(server, app)
+            h.server.sandbox.plan.add({"number": "5005550350", "ring": 0.2, "rtp_stop_after": 0.5,  # type: ignore[union-attr]
+                                       "hangup_after": 30.0})
+            app.twiml("/app", '<Response><Pause length="30"/></Response>')
+            long_sid, dead_sid = await asyncio.gather(h.make_call("5005550110"), h.make_call("5005550350"))
+            long_call, dead_call = await asyncio.gather(h.wait_final(long_sid, 15), h.wait_final(dead_sid, 15))
+            # Both ended by ringback, long before the 30 s pause or the phone's own hangup.
+            assert long_call["Status"] == "2" and int(long_call["Duration"]) <= 4
+            assert dead_call["Status"] == "2" and int(dead_call["Duration"]) <= 4
+            long_heard, dead_heard = await h.heard(long_sid), await h.heard(dead_sid)
+            assert long_heard.hung_up_by == "remote" and dead_heard.hung_up_by == "remote"
+            await h.http.aclose()
+    finally:
+        await server.stop(grace=2)
+
+
+async def test_calls_per_second_pacing_per_account(tmp_path) -> None:
+    server = await _harness(tmp_path, cps=2.0)
+    try:
+        async with serve_app(server.account[1]) as app:  # type: ignore[index]
+            h = Harness(server, app)
+            app.twiml("/app", "<Response><Hangup/></Response>")
+            sids = await asyncio.gather(*(h.make_call(f"500555011{i}") for i in range(6)))
+            await asyncio.gather(*(h.wait_final(s, 20) for s in sids))
+            invited = sorted([(await h.heard(s)).invited_at for s in sids])
+            # 2 calls/s with a burst of one second's worth: 6 INVITEs span at least ~2 s.
+            assert invited[-1] - invited[0] >= 1.8, invited
+            for a, b in zip(invited[2:], invited[3:], strict=False):
+                assert b - a >= 0.4, invited
+            await h.http.aclose()
+    finally:
+        await server.stop(grace=2)
