@@ -256,6 +256,9 @@ class Api:
                 form = parse_form(body)
         ctx = self._ctx(request, acct, account_sid, http_method, fmt, form, path)
         args = found[1]  # type: ignore[index]
+        if any("\x00" in a for a in args):
+            # No Sid holds NUL, and PostgreSQL would refuse it as a parameter (a 500, not a 404).
+            raise not_found()
         if inspect.iscoroutinefunction(handler):
             # Async handlers do their own (cheap) work on the loop and hand writes to the store's
             # writer thread: no worker-thread hop per request.

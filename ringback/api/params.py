@@ -32,6 +32,12 @@ def _decode(s: str) -> str:
     return unquote_plus(s, encoding="utf-8", errors="replace")
 
 
+def _decode_query(s: str) -> str:
+    # A filter value is compared with stored text, which never holds NUL (see clean()), and
+    # PostgreSQL refuses NUL in any text parameter (a 500): compare with what clean() stores.
+    return clean(_decode(s))
+
+
 def parse_query(raw: bytes | str) -> list[Cond]:
     """Parse a raw query string into conditions, keeping operators that live in the key."""
     if isinstance(raw, bytes):
@@ -42,9 +48,9 @@ def parse_query(raw: bytes | str) -> list[Cond]:
             continue
         if "=" in part:
             k, v = part.split("=", 1)
-            joined = _decode(k) + "=" + _decode(v)
+            joined = _decode_query(k) + "=" + _decode_query(v)
         else:
-            joined = _decode(part)
+            joined = _decode_query(part)
         m = _OP_RE.match(joined)
         if not m:
             conds.append(Cond(joined, "=", ""))

@@ -158,7 +158,7 @@ async def join(chan: LegChannel, options: ConferenceOptions) -> ConferenceResult
                 "end-on-exit": asyncio.ensure_future(room.ended.wait()),
             }
             if options.hangup_on_star:
-                waiters2["star"] = asyncio.ensure_future(_wait_star(chan))
+                waiters2["star"] = asyncio.ensure_future(chan.leg.wait_key("*"))
             try:
                 done, _ = await asyncio.wait(waiters2.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -180,9 +180,3 @@ async def join(chan: LegChannel, options: ConferenceOptions) -> ConferenceResult
         elif options.beep and room.started.is_set():
             await _beep_all(room)
     return ConferenceResult(status="completed", duration=time.monotonic() - joined, ended_by=ended_by)  # type: ignore[arg-type]
-
-
-async def _wait_star(chan: LegChannel) -> None:
-    while True:
-        if await chan.leg.media.next_digit(None) == "*":
-            return

@@ -175,7 +175,7 @@ async def _bridge(chan: LegChannel, leg: CallLeg, *, time_limit: float, hangup_o
     waiters: set[asyncio.Future[Any]] = {caller_gone, callee_gone}
     star: asyncio.Future[Any] | None = None
     if hangup_on_star:
-        star = asyncio.ensure_future(_wait_star(chan))
+        star = asyncio.ensure_future(chan.leg.wait_key("*"))
         waiters.add(star)
     try:
         done, _ = await asyncio.wait(waiters, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
@@ -197,12 +197,6 @@ async def _bridge(chan: LegChannel, leg: CallLeg, *, time_limit: float, hangup_o
         return "star"
     return "time-limit"
 
-
-async def _wait_star(chan: LegChannel) -> None:
-    while True:
-        d = await chan.leg.media.next_digit(None)
-        if d == "*":
-            return
 
 
 async def _finish_segments(

@@ -49,6 +49,16 @@ class CallLeg:
             elif isinstance(ev, Failed):
                 self.hung_up.set()
 
+    async def wait_key(self, key: str) -> None:
+        """Return when the far end presses `key`; never returns once the media is closed
+        (next_digit's None means closed, not a key: looping on it would spin)."""
+        while True:
+            d = await self.media.next_digit(None)
+            if d == key:
+                return
+            if d is None:
+                await asyncio.Event().wait()
+
     def _on_rtp_timeout(self) -> None:
         log.warning("leg %s: no RTP for %.0f s, hanging up", self.label, self.ctx.settings.rtp_timeout)
         self.ctx.spawn(self.hangup(), name=f"rtp-timeout-{self.label}")

@@ -238,6 +238,8 @@ class SandboxNetwork:
         async def listen() -> None:
             while True:
                 d = await media.next_digit(None)
+                if d is None:
+                    return  # the media session was closed
                 if d:
                     h.digits += d
                     h.digit_times.append(round(time.monotonic() - t0, 3))

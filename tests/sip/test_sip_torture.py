@@ -25,6 +25,11 @@ VALID = sorted((HERE / "valid").glob("*.sip"))
 INVALID = sorted((HERE / "invalid").glob("*.sip"))
 
 
+def hdrs(m):
+    """Headers without Content-Length, which serialising recomputes and moves last."""
+    return [(n, v) for n, v in m.headers if n != "Content-Length"]
+
+
 def load(name: str) -> bytes:
     return next(p for p in VALID + INVALID if p.stem == name).read_bytes()
 
@@ -33,7 +38,7 @@ def load(name: str) -> bytes:
 def test_valid_torture_messages_parse_and_round_trip(path):
     m = parse_message(path.read_bytes())
     again = parse_message(bytes(m))
-    assert again.headers == m.headers and again.body == m.body
+    assert hdrs(again) == hdrs(m) and again.body == m.body
     assert bytes(again) == bytes(m)
 
 
@@ -175,7 +180,7 @@ def test_mutated_torture_messages_only_parse_error(path, data):
         return
     # what was accepted must serialise to something that parses the same way
     again = parse_message(bytes(m))
-    assert again.headers == m.headers and again.body == m.body
+    assert hdrs(again) == hdrs(m) and again.body == m.body
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -112,3 +112,34 @@ def test_rebuild_counts_matches_a_bulk_load(store: Store) -> None:
         s.add(Call(sid=new_sid("CA"), account_sid=acct, called="4155551200", caller="4158675309"))
     with store.session(readonly=True) as s:
         assert s.scalar(select(Count.n).where(Count.account_sid == acct, Count.dim == "all")) == 31
+
+
+async def test_a_job_rejected_before_writing_does_not_disturb_its_batch(store: Store) -> None:
+    acct, _ = create_account(store)
+    gate = threading.Event()
+    store.writer.submit(lambda s: gate.wait(5))
+    runs: list[str] = []
+    sids = [new_sid("CA") for _ in range(4)]
+
+    def counted(sid: str):  # type: ignore[no-untyped-def]
+        def job(s: Session) -> str:
+            runs.append(sid)
+            return _insert(acct, sid)(s)
+
+        return job
+
+    def rejected(s: Session) -> None:
+        s.scalar(select(func.count()).select_from(Call).where(Call.account_sid == acct))  # reads only
+        raise LookupError("21210")
+
+    commits0 = store.writer.commits
+    futs = [asyncio.ensure_future(store.write(counted(sids[0]))), asyncio.ensure_future(store.write(rejected)),
+            *(asyncio.ensure_future(store.write(counted(sid))) for sid in sids[1:])]
+    await asyncio.sleep(0.02)
+    gate.set()
+    results = await asyncio.gather(*futs, return_exceptions=True)
+    assert isinstance(results[1], LookupError)
+    assert [r for i, r in enumerate(results) if i != 1] == sids
+    assert runs == sids  # each ran once: no rollback and re-run of the batch
+    assert store.writer.commits - commits0 <= 2
+    assert _rows(store, acct) == set(sids)
