@@ -6,7 +6,7 @@ relay as its peer, as it would a NAT or an SBC. Every datagram independently
 is dropped with probability ``drop``, delayed by a uniform 0..``jitter``
 seconds (which reorders packets whose delays cross) and, with probability
 ``reorder``, held back behind the next datagram of its direction. The RNG is
-seeded so that a run drops and delays the same packets.
+seeded (one per direction) so that a run drops and delays the same packets.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class ImpairedRelay:
         self.jitter = jitter
         self.reorder = reorder
         self.host = host
-        self._rng = random.Random(seed)
+        # one RNG per direction: what happens to each stream does not depend on how the two interleave
+        self._rng = {"a": random.Random(seed), "b": random.Random(seed + 1)}
         self._legs: dict[str, _Leg] = {}
         self._held: dict[str, bytes | None] = {"a": None, "b": None}
         self.stats = {"a": RelayStats(), "b": RelayStats()}  # keyed by the leg the packets came in on
@@ -75,11 +76,12 @@ class ImpairedRelay:
 
     def _forward(self, src: str, data: bytes) -> None:
         st = self.stats[src]
-        if self._rng.random() < self.drop:
+        rng = self._rng[src]
+        if rng.random() < self.drop:
             st.dropped += 1
             return
         held = self._held[src]
-        if held is None and self._rng.random() < self.reorder:
+        if held is None and rng.random() < self.reorder:
             # hold this one back: it leaves right after the next datagram of this direction
             self._held[src] = data
             st.held += 1
@@ -90,7 +92,7 @@ class ImpairedRelay:
             self._schedule(src, held)
 
     def _schedule(self, src: str, data: bytes) -> None:
-        delay = self._rng.uniform(0.0, self.jitter)
+        delay = self._rng[src].uniform(0.0, self.jitter)
         self.stats[src].delays.append(delay)
         asyncio.get_running_loop().call_later(delay, self._emit, src, data)
 

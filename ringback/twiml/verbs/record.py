@@ -14,29 +14,39 @@ from ringback.twiml.parse import Record
 
 VOICE_DBFS = -40.0  # a frame louder than this is speech, not silence
 POLL = 0.05  # seconds between checks of the silence and length limits
+FRAME = 160  # samples per received frame (20 ms)
+WALL_SLACK = 5.0  # seconds past maxLength after which a recording with no audio arriving ends
 
 
 async def capture(verb: Record, ctx: Context) -> tuple[Pcm, str]:
-    """Record from the caller; returns (audio, the finish key pressed or "")."""
+    """Record from the caller; returns (audio, the finish key pressed or "").
+
+    maxLength and the silence timeout count received 20 ms frames (media time), not the event
+    loop's clock, so a busy process records exactly maxLength seconds; a wall-clock bound a few
+    seconds longer still ends a recording whose audio stopped arriving.
+    """
     ch = ctx.channel
     loop = asyncio.get_running_loop()
     frames: list[Pcm] = []
-    start = loop.time()
-    last_voice = start
+    limit = max(1, int(verb.max_length * media.RATE) // FRAME)
+    quiet_limit = max(1, int(verb.timeout * media.RATE) // FRAME)
+    quiet = 0
+    full = asyncio.Event()
 
     def tap(frame: Pcm, now: float) -> None:
-        nonlocal last_voice
+        nonlocal quiet
+        if full.is_set():
+            return
         frames.append(np.array(frame, dtype=np.int16, copy=True))
-        if media.frame_dbfs(frame) > VOICE_DBFS:
-            last_voice = loop.time()
+        quiet = 0 if media.frame_dbfs(frame) > VOICE_DBFS else quiet + 1
+        if len(frames) >= limit or quiet >= quiet_limit:
+            full.set()
 
     remove = ch.add_tap(tap)
     key = ""
+    wall_deadline = loop.time() + verb.max_length + WALL_SLACK
     try:
-        while not ctx.hung_up:
-            now = loop.time()
-            if now - start >= verb.max_length or now - last_voice >= verb.timeout:
-                break
+        while not ctx.hung_up and not full.is_set() and loop.time() < wall_deadline:
             digit = await ch.next_digit(POLL)
             if digit is not None and digit in verb.finish_on_key:
                 key = digit
