@@ -129,10 +129,8 @@ class RingbackServer:
         from ringback.demo import demo_routes
         from ringback.sandbox.routes import sandbox_routes
 
-        routes = demo_routes()
-        if self.sandbox is not None or self.settings.sandbox_trunk:
-            routes += sandbox_routes(self)
-        return routes
+        # The sandbox routes stay on with a real trunk too: `ringback sandbox serve` may be that trunk.
+        return demo_routes() + sandbox_routes(self)
 
     async def _start_http(self) -> None:
         assert self.store is not None

@@ -129,12 +129,7 @@ class SandboxNetwork:
         h = self.heard.get(call_sid)
         if h is not None and h.done.is_set():
             return h.to_json(), encode_wav(h.audio())
-        if self.heard_dir:
-            j = self.heard_dir / f"{call_sid}.json"
-            w = self.heard_dir / f"{call_sid}.wav"
-            if j.exists():
-                return json.loads(j.read_text()), (w.read_bytes() if w.exists() else encode_wav(np.zeros(0, np.int16)))
-        return None
+        return load_heard(self.heard_dir, call_sid) if self.heard_dir else None
 
     def _register(self, h: Heard) -> None:
         self.heard[h.call_sid] = h
@@ -332,6 +327,17 @@ class SandboxNetwork:
                 if not h.call_sid:
                     h.call_sid = f"failed-{time.time()}"
                 self._finish(h)
+
+
+def load_heard(heard_dir: str | Path, call_sid: str) -> tuple[dict[str, Any], bytes] | None:
+    """What a phone heard, from the files a sandbox network (maybe another process) wrote."""
+    if not call_sid.replace("-", "").replace(".", "").replace("@", "").isalnum():
+        return None  # never let a request path walk the file system
+    j = Path(heard_dir) / f"{call_sid}.json"
+    w = Path(heard_dir) / f"{call_sid}.wav"
+    if not j.exists():
+        return None
+    return json.loads(j.read_text()), (w.read_bytes() if w.exists() else encode_wav(np.zeros(0, np.int16)))
 
 
 def _speech(text: str) -> np.ndarray:

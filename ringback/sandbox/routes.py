@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ringback import numbers
+from ringback.sandbox.network import load_heard
 from ringback.store.models import Call, IncomingNumber
 
 if TYPE_CHECKING:
@@ -49,9 +50,13 @@ def sandbox_routes(server: RingbackServer) -> list[BaseRoute]:
             with server.store.session(readonly=True) as s:
                 return s.scalar(select(Call.account_sid).where(Call.sid == sid))
 
-        if await asyncio.to_thread(owner) != account or server.sandbox is None:
+        if await asyncio.to_thread(owner) != account:
             return JSONResponse({"error": "not found"}, 404)
-        found = server.sandbox.load(sid)
+        if server.sandbox is not None:
+            found = server.sandbox.load(sid)
+        else:
+            # The sandbox runs as its own process (`ringback sandbox serve`) in the same data dir.
+            found = load_heard(f"{server.settings.data_dir}/sandbox", sid)
         if found is None:
             return JSONResponse({"error": "not found"}, 404)
         data, wav = found

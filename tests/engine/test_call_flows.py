@@ -114,7 +114,11 @@ async def test_inbound_call_from_sandbox_phone(harness) -> None:
 async def test_unknown_number_is_404_to_the_caller(harness) -> None:
     h = harness
     r = await h.http.post("/sandbox/Calls", data={"From": "4155550123", "To": "5005551999"})
-    assert r.status_code == 404  # not the account's number: refused before any SIP
+    assert r.status_code == 404  # not the account's number: the sandbox API refuses it
+    # Straight over SIP, ringback answers an INVITE for a number nobody owns with 404.
+    ua = h.server.ua
+    heard = await h.server.sandbox.call("4155550123", "5005551999", ua.host, ua.port)
+    assert heard.result == "failed" and heard.sip_code == 404
 
 
 async def test_live_redirect_interrupts_current_verb(harness) -> None:
