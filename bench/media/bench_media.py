@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import resource
@@ -257,7 +258,23 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
     outgoing = hold_music(4)
     tasks = [loop.create_task(_loop_play(s, outgoing)) for s in sessions]
     await asyncio.sleep(warm)
+    if os.environ.get("RB_BENCH_GC") == "off":
+        gc.disable()
+    elif os.environ.get("RB_BENCH_GC") == "freeze":
+        # what a server does once started: long-lived objects out of the collector's sight
+        gc.collect()
+        gc.freeze()
+    gc_pause = [0.0, 0.0]
+
+    def _gc_cb(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_pause[0] = time.perf_counter()
+        else:
+            gc_pause[1] = max(gc_pause[1], time.perf_counter() - gc_pause[0])
+
+    gc.callbacks.append(_gc_cb)
     clock = engine.clock
+    parts = _instrument(clock) if os.environ.get("RB_BENCH_PARTS") else None
     slips0, ticks0, skipped0 = clock.slips, clock.ticks, clock.skipped
     clock.max_tick_cost = 0.0
     rx0 = sum(s.stats["rx"]["received"] for s in sessions)  # type: ignore[index]
@@ -286,7 +303,12 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
         "clock_skipped": clock.skipped - skipped0,
         "ticks": clock.ticks - ticks0,
         "max_tick_ms": clock.max_tick_cost * 1000,
+        "max_gc_ms": gc_pause[1] * 1000,
     }
+    gc.callbacks.remove(_gc_cb)
+    if parts is not None:
+        ticks = max(1, out["ticks"])
+        out["parts_us_per_call_tick"] = {k: round(v / ticks / n * 1e6, 2) for k, v in parts.items()}
     if proc is not None:
         far = await loop.run_in_executor(None, parent.recv)
         proc.join(5)
@@ -306,6 +328,29 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
         await s.close()
     await engine.close()
     return out
+
+
+def _instrument(clock: Any) -> dict[str, float]:
+    """Process time spent in the clock's parts (RB_BENCH_PARTS=1; adds a little overhead)."""
+    parts = {"tick": 0.0, "drain": 0.0, "send": 0.0, "dtmf": 0.0}
+
+    def wrap(obj: Any, name: str, key: str) -> None:
+        orig = getattr(obj, name)
+
+        def timed(*a: Any) -> Any:
+            t = time.process_time()
+            try:
+                return orig(*a)
+            finally:
+                parts[key] += time.process_time() - t
+
+        setattr(obj, name, timed)
+
+    wrap(clock, "tick", "tick")
+    wrap(clock, "_drain", "drain")
+    wrap(clock, "_send_group", "send")
+    wrap(clock._dtmf, "process", "dtmf")
+    return parts
 
 
 async def _loop_play(session: Any, pcm: np.ndarray) -> None:
@@ -355,7 +400,9 @@ def _line(r: dict[str, Any]) -> str:
          f"cpu/call={r['cpu_pct_per_call']:.3f}% mem/call={r['mem_kib_per_call']:5.1f}KiB "
          f"peer-cpu={r['peer_cpu_pct']:5.1f}% ratio={r['cpu_pct'] / max(r['peer_cpu_pct'], 1e-9):4.1f}x "
          f"rx={r['rx_pct']:5.1f}% digits/call/s={r['digits_per_call_s']:.2f} "
-         f"slips={r['clock_slips']}/{r['ticks']} skipped={r['clock_skipped']} max-tick={r['max_tick_ms']:.1f}ms")
+         f"slips={r['clock_slips']}/{r['ticks']} skipped={r['clock_skipped']} max-tick={r['max_tick_ms']:.1f}ms max-gc={r['max_gc_ms']:.1f}ms")
+    if "parts_us_per_call_tick" in r:
+        s += f" parts(us/call/tick)={r['parts_us_per_call_tick']}"
     if "off_grid_pct" in r:
         s += (f" off-grid(>5ms)={r['off_grid_pct']:.3f}% of {r['far_packets']}/{r['far_expected']} "
               f"short-streams={r['short_streams']}")

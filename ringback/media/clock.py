@@ -14,7 +14,10 @@ Every tick does the work of all registered sessions at once:
    (sequence, timestamp, marker, payload type, SSRC) are filled column-wise
    from per-session arrays, and each row leaves with one ``sendto`` on the
    session's raw non-blocking socket, in the session's phase group: ten groups
-   2 ms apart, so packets do not leave in one burst.
+   2 ms apart, so packets do not leave in one burst. A frame is built in one
+   tick and leaves in the next (20 ms of latency) so that when a packet leaves
+   does not depend on how long the tick's work takes: the work pauses at
+   checkpoints to send the groups that fall due.
 
 Per packet there is no Python object besides the received ``bytes``; per
 session per tick the Python work is the jitter-buffer pop and one ``sendto``.
@@ -99,9 +102,11 @@ class MediaClock:
         self._freed: list[int] = []  # slots freed during this tick: reusable from the next one
         self._mixers: list[ClockMixer] = []
         self._dtmf = DtmfDetector(0)
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._epoll: select.epoll | None = None  # opened while the clock has users (one fd per event loop)
         self._by_fd: dict[int, ClockMember] = {}
-        self._pending: list[_Group] = []
+        self._pending: list[_Group] = []  # groups handed to loop.call_at
+        self._due: list[tuple[float, _Group]] = []  # groups of the frame now leaving, by send time
+        self._prepared: tuple[list[memoryview], list[list[int]], list[list[tuple[ClockMember, list[bytes]]]]] | None = None
         self._cap = 0
         # per-slot sender state; the packet matrices are double-buffered so a phase group
         # still waiting to leave never sees the next tick's rows
@@ -138,6 +143,8 @@ class MediaClock:
 
     def acquire(self) -> None:
         self._users += 1
+        if self._epoll is None and hasattr(select, "epoll"):
+            self._epoll = select.epoll()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
 
@@ -149,6 +156,9 @@ class MediaClock:
                 await self._task
             self._task = None
             self._flush_pending()
+            if self._epoll is not None and not self._by_fd:
+                self._epoll.close()  # a test suite makes one loop, so one clock, per test
+                self._epoll = None
 
     @property
     def running(self) -> bool:
@@ -219,6 +229,8 @@ class MediaClock:
         self._level[slot] = 0.0
         for w in self._wire:
             w["ssrc"][slot] = ssrc
+        if self._epoll is None and hasattr(select, "epoll"):
+            self._epoll = select.epoll()
         if self._epoll is not None:
             fd = member.fileno()
             self._epoll.register(fd, select.EPOLLIN)
@@ -305,9 +317,11 @@ class MediaClock:
                 await asyncio.sleep(0)
 
     def _flush_pending(self) -> None:
-        # phase groups of the previous tick that have not left yet go now, in order,
-        # before this tick's rows are written
+        # phase groups of the previous frame that have not left yet go now, in order,
+        # before the rows they read are written again
         pending, self._pending = self._pending, []
+        pending.extend(g for _, g in self._due)
+        self._due.clear()
         for group in pending:
             if not group.done:
                 if group.handle is not None:
@@ -326,11 +340,44 @@ class MediaClock:
             ready = ep.poll(0)
             if not ready:
                 return
-            for fd, _ev in ready:
+            for i, (fd, _ev) in enumerate(ready):
                 m = by_fd.get(fd)
                 if m is not None:
                     m._read_one(now)
+                if not i & 127 and self._due:
+                    self._send_due()
         self.rx_rounds_capped += 1
+
+    def _start_sends(self, base: float) -> None:
+        """Send the frame prepared by the previous tick: phase 0 now, the others when due.
+
+        Sending one tick behind (20 ms of added latency) makes the moment each
+        packet leaves independent of how long this tick's own work takes: the
+        work below stops at checkpoints to send groups that fall due meanwhile.
+        """
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return
+        views, groups, slow_groups = prepared
+        step = self.period / PHASE_SLOTS
+        for i in range(PHASE_SLOTS):
+            if groups[i] or slow_groups[i]:
+                self._due.append((base + i * step, _Group(views, groups[i], slow_groups[i])))
+        self._send_due()
+
+    def _send_due(self) -> None:
+        due = self._due
+        if not due:
+            return
+        t = time.monotonic()
+        while due and due[0][0] <= t:
+            self._send_group(due.pop(0)[1])
+
+    def _schedule_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        for at, group in self._due:
+            group.handle = loop.call_at(at, self._send_group, group)
+            self._pending.append(group)
+        self._due.clear()
 
     def tick(self, now: float, deadline: float | None = None) -> None:
         """One 20 ms frame for every member (public so tests can drive it by hand)."""
@@ -341,6 +388,7 @@ class MediaClock:
             self._free.extend(self._freed)
             self._freed.clear()
         self.ticks += 1
+        self._start_sends(deadline if deadline is not None else now)
         self._drain(now)
         members = self._members
         n = len(members)
@@ -360,10 +408,13 @@ class MediaClock:
         send_slots: list[int] = []
         slow: list[tuple[int, ClockMember, list[bytes]]] = []
         append = chunks.append
+        due = self._due
         for slot, m in enumerate(members):
             if m is None:
                 append(_SIL_ULAW)
                 continue
+            if due and not slot & 63:
+                self._send_due()
             payload = m._rx_take(now)
             if payload is None:
                 append(_SIL_ULAW)
@@ -462,19 +513,10 @@ class MediaClock:
         for slot, m, pkts in slow:
             if pkts:
                 slow_groups[int(self._phase[slot])].append((m, pkts))
-        views = self._views[flip]
-        base = deadline if deadline is not None else now
-        step = self.period / PHASE_SLOTS
-        for i in range(PHASE_SLOTS):
-            if not groups[i] and not slow_groups[i]:
-                continue
-            group = _Group(views, groups[i], slow_groups[i])
-            at = base + i * step
-            if i == 0 or at <= loop.time():
-                self._send_group(group)
-            else:
-                group.handle = loop.call_at(at, self._send_group, group)
-                self._pending.append(group)
+        # this frame leaves at the start of the next tick
+        self._prepared = (self._views[flip], groups, slow_groups)
+        self._send_due()
+        self._schedule_due(loop)
         self.tick_cost = time.perf_counter() - t0
         self.max_tick_cost = max(self.max_tick_cost, self.tick_cost)
 

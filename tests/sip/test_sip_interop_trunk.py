@@ -3,7 +3,9 @@ a reliable 183 that must be PRACKed plus a session timer we refresh, a caller th
 puts us on hold, and inbound source filtering on real sockets."""
 
 import asyncio
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,24 @@ from ringback.sip.sdp import make_answer, make_offer
 from ringback.sip.ua import IncomingCall, UserAgent
 
 from .test_sip_interop_sipp import SCEN, finish, free_port, next_event, start_sipp, wait_idle
+
+CAPTURES = Path(__file__).parent / "captures"
+
+
+def tap(ua: UserAgent, name: str) -> None:
+    """With RINGBACK_RECORD_CAPTURES=1, keep what SIPp sends us in tests/sip/captures/ (the offline corpus)."""
+    if not os.environ.get("RINGBACK_RECORD_CAPTURES"):
+        return
+    feed = ua.endpoint.receive_datagram
+    count = [0]
+
+    def record(data, addr, now, transport="udp"):
+        CAPTURES.mkdir(exist_ok=True)
+        (CAPTURES / f"sipp-{name}-{count[0]:02d}.sip").write_bytes(data)
+        count[0] += 1
+        feed(data, addr, now, transport)
+    ua.endpoint.receive_datagram = record  # type: ignore[method-assign]
+
 
 needs_sipp = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed")
 
@@ -27,6 +47,7 @@ async def ua():
 @pytest.mark.interop
 @needs_sipp
 async def test_register_with_digest_refresh_and_unregister_on_close(ua):
+    tap(ua, "register")
     proc, port = await start_sipp("uas_register.xml")
     reg = await ua.register(f"sip:127.0.0.1:{port}", "sip:+15005551000@127.0.0.1", auth=("1000", "s3cret"),
                             expires=600)
@@ -43,6 +64,7 @@ async def test_register_with_digest_refresh_and_unregister_on_close(ua):
 @pytest.mark.interop
 @needs_sipp
 async def test_reliable_183_is_pracked_and_session_refreshed(ua):
+    tap(ua, "100rel-uas")
     proc, port = await start_sipp("uas_100rel.xml")
     call = await ua.invite(f"sip:+14155551212@127.0.0.1:{port}", from_uri="sip:+15005551000@127.0.0.1",
                            sdp=make_offer("127.0.0.1", 20000))
@@ -73,6 +95,7 @@ async def test_caller_requiring_100rel_then_hold_and_resume():
 
     agent = UserAgent("127.0.0.1", 0, t1=0.02, on_invite=on_invite)
     await agent.start()
+    tap(agent, "100rel-hold-uac")
     try:
         proc = await asyncio.create_subprocess_exec(
             "sipp", f"127.0.0.1:{agent.port}", "-sf", str(SCEN / "uac_100rel_hold.xml"), "-s", "+15005551000",
