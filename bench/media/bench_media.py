@@ -167,6 +167,8 @@ def far_side(conn: Any, ring_ports: list[int], seconds: float, cpu: int | None, 
     lo, hi = wall0 + window[0], wall0 + window[1]
     expected_per_stream = (window[1] - window[0]) / PERIOD
     total = off = short = 0
+    when = np.zeros(20, np.int64)  # off-grid packets per 1/20 of the window: a stall shows as a spike
+    late_side = 0
     for arr in arrivals:
         if len(arr) < 2:
             short += 1
@@ -180,11 +182,17 @@ def far_side(conn: Any, ring_ports: list[int], seconds: float, cpu: int | None, 
         if not keep.any():
             continue
         resid = t[keep] - ext[keep] * PERIOD
-        dev = np.abs(resid - np.median(resid))
+        signed = resid - np.median(resid)
+        dev = np.abs(signed)
         total += dev.size
-        off += int(np.sum(dev > 0.005))
+        bad = dev > 0.005
+        off += int(np.sum(bad))
+        late_side += int(np.sum(signed > 0.005))
+        if bad.any():
+            bins = ((t[keep][bad] - lo) / (hi - lo) * len(when)).astype(int).clip(0, len(when) - 1)
+            np.add.at(when, bins, 1)
     conn.send({"packets": total, "expected": int(expected_per_stream * len(socks)), "off_grid": off,
-               "short_streams": short, "far_cpu": far_cpu, "seconds": time.monotonic() - t0})
+               "short_streams": short, "far_cpu": far_cpu, "when": when.tolist(), "late": late_side, "seconds": time.monotonic() - t0})
 
 
 def _free_udp_port() -> int:
@@ -256,7 +264,9 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
         for s in sessions:
             s.set_remote("127.0.0.1", echo_port, 0, None)
     outgoing = hold_music(4)
-    tasks = [loop.create_task(_loop_play(s, outgoing)) for s in sessions]
+    # calls do not all start their prompts in the same 20 ms: each loop starts at its own offset
+    # (in step they would restart together every 4 s, a burst of task wake-ups no real load has)
+    tasks = [loop.create_task(_loop_play(s, outgoing, i * len(outgoing) / 8000 / n)) for i, s in enumerate(sessions)]
     await asyncio.sleep(warm)
     if os.environ.get("RB_BENCH_GC") == "off":
         gc.disable()
@@ -304,6 +314,8 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
         "ticks": clock.ticks - ticks0,
         "max_tick_ms": clock.max_tick_cost * 1000,
         "max_gc_ms": gc_pause[1] * 1000,
+        "majflt": ru1.ru_majflt - ru0.ru_majflt,
+        "nivcsw": ru1.ru_nivcsw - ru0.ru_nivcsw,
     }
     gc.callbacks.remove(_gc_cb)
     if parts is not None:
@@ -314,7 +326,7 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
         proc.join(5)
         out.update(far_packets=far["packets"], far_expected=far["expected"], short_streams=far["short_streams"],
                    off_grid_pct=100 * far["off_grid"] / max(1, far["packets"]),
-                   peer_cpu_pct=100 * far["far_cpu"] / far["seconds"])
+                   peer_cpu_pct=100 * far["far_cpu"] / far["seconds"], off_when=far["when"], off_late=far["late"])
     if sipp is not None:
         out["peer_cpu_pct"] = 100 * sipp_cpu / wall
         sipp.terminate()
@@ -353,7 +365,8 @@ def _instrument(clock: Any) -> dict[str, float]:
     return parts
 
 
-async def _loop_play(session: Any, pcm: np.ndarray) -> None:
+async def _loop_play(session: Any, pcm: np.ndarray, offset: float) -> None:
+    await asyncio.sleep(offset)
     while not session.closed:
         await session.play(pcm)
 
@@ -408,6 +421,8 @@ def _line(r: dict[str, Any]) -> str:
               f"short-streams={r['short_streams']}")
         if r.get("repeats", 1) > 1:
             s += f" runs={r['off_grid_runs']}"
+        if os.environ.get("RB_BENCH_WHEN"):
+            s += f" late={r['off_late']} when={r['off_when']} majflt={r['majflt']} nivcsw={r['nivcsw']}"
     return s
 
 
@@ -425,7 +440,8 @@ def main() -> None:
     peers = ["python", "sipp"] if args.peer == "both" else [args.peer]
     if args.search:
         best = None
-        for n in sorted(set(args.calls) | {100, 200, 300, 400, 500, 600, 800, 1000}):
+        ladder = args.calls if args.calls != [100, 300, 1000] else [100, 200, 300, 400, 500, 600, 800, 1000]
+        for n in sorted(set(ladder)):
             r = _median([_one(n, args.seconds, pin, "python", args.rt) for _ in range(args.repeat)])
             print(_line(r), flush=True)
             if r["off_grid_pct"] < TARGET_PCT and r["short_streams"] == 0:

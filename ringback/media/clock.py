@@ -49,7 +49,13 @@ SAMPLES = 160
 PHASE_SLOTS = 10  # send phases inside one period (2 ms apart)
 MAX_CATCH_UP = 5  # ticks run back to back after a stall; beyond that ticks are skipped
 SLIP = 0.005  # a tick this late counts as a slip
-MAX_ROUNDS = 16  # receive rounds per tick; a flooding peer's excess waits for the next tick
+# Receive rounds per tick (one datagram per ready socket per round). A peer sends one
+# packet per tick; four absorb a jitter burst. A tick that starts late reads two, so
+# that after a stall the backlog is shed (the kernel drops what overflows a socket's
+# small buffer) instead of every tick reading it all, running late, and finding more:
+# that spiral is what stopped the clock at 1,000 calls.
+MAX_ROUNDS = 4
+LATE_ROUNDS = 2
 TIMEOUT_EVERY = 5  # ticks between RTP-timeout checks (100 ms: timeouts are seconds long)
 PACKET = 12 + SAMPLES
 
@@ -328,7 +334,7 @@ class MediaClock:
                     group.handle.cancel()
                 self._send_group(group)
 
-    def _drain(self, now: float) -> None:
+    def _drain(self, now: float, rounds: int = MAX_ROUNDS) -> None:
         ep = self._epoll
         if ep is None:
             for m in self._members:
@@ -336,7 +342,7 @@ class MediaClock:
                     m._drain(now)
             return
         by_fd = self._by_fd
-        for _ in range(MAX_ROUNDS):
+        for _ in range(rounds):
             ready = ep.poll(0)
             if not ready:
                 return
@@ -389,7 +395,8 @@ class MediaClock:
             self._freed.clear()
         self.ticks += 1
         self._start_sends(deadline if deadline is not None else now)
-        self._drain(now)
+        late = deadline is not None and now - deadline > SLIP
+        self._drain(now, LATE_ROUNDS if late else MAX_ROUNDS)
         members = self._members
         n = len(members)
         cap = self._cap

@@ -34,6 +34,7 @@ DIGIT_DEDUP_WINDOW = 0.5  # seconds: the same digit heard in-band and by RFC 473
 RELATCH_AFTER = 0.5  # seconds of silence from the latched source before another may take over
 EVENT_DURATION = 0.1  # seconds per RFC 4733 digit
 EVENT_GAP = 0.1  # seconds between RFC 4733 digits
+RCVBUF = 32 * 1024  # bytes asked for each RTP socket's receive buffer (Linux doubles it)
 
 
 class NoPortAvailable(RuntimeError):
@@ -572,6 +573,10 @@ class MediaEngine:
             sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
             try:
                 sock.setblocking(False)
+                # about a second of packets: more is stale audio. When the process falls
+                # behind, the kernel drops the excess instead of handing it to a clock that
+                # is already late (the default ~200 KiB held six seconds per call)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                 sock.bind((self.host, port))
             except OSError as exc:
                 sock.close()

@@ -131,6 +131,13 @@ class SandboxNetwork:
             return h.to_json(), encode_wav(h.audio())
         return load_heard(self.heard_dir, call_sid) if self.heard_dir else None
 
+    def _log_invite(self, call_sid: str) -> None:
+        """One line per INVITE a phone receives (invites.log): lets crash tests prove that no call
+        is ever dialled twice, even across restarts of ringback."""
+        if self.heard_dir:
+            with open(self.heard_dir / "invites.log", "a") as f:
+                f.write(call_sid + "\n")
+
     def _register(self, h: Heard) -> None:
         self.heard[h.call_sid] = h
         while len(self.heard) > self.keep:
@@ -159,6 +166,7 @@ class SandboxNetwork:
             await inc.reject(404)
             return
         sid = _header(inc, "X-Ringback-CallSid") or inc.call_id
+        self._log_invite(sid)
         h = Heard(call_sid=sid, number=number, kind=spec.kind, sip_call_id=inc.call_id)
         self._register(h)
         try:
@@ -257,6 +265,12 @@ class SandboxNetwork:
                 await asyncio.sleep(spec.rtp_stop_after)
                 await media.close()
 
+        def media_gone() -> None:
+            # Like a real phone: no audio for the RTP timeout means the call is gone.
+            h.hung_up_by = h.hung_up_by or "rtp-timeout"
+            hung.set()
+
+        media.on_rtp_timeout = media_gone
         tasks = [asyncio.ensure_future(c) for c in (watch(), listen(), script(), press(), go_dead())]
         limit = spec.hangup_after if spec.hangup_after is not None else spec.max_seconds
         try:

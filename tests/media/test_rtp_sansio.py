@@ -156,3 +156,25 @@ def test_receiver_stats_loss_jitter_and_ssrc_change():
     assert 0.001 < r.stats.jitter < 0.006
     r.receive(RtpSender(0).audio(b"\xff" * 160), 1.0)
     assert r.stats.ssrc_changes == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 127), st.integers(0, 65535), st.integers(0, 2**32 - 1),
+                          st.sampled_from([0, 0x10, 0x20, 0x01]), st.binary(min_size=0, max_size=8)),
+                min_size=1, max_size=30))
+def test_feed_fast_path_agrees_with_receive(packets):
+    # feed() unpacks plain headers in place; it must leave the receiver exactly as receive() does
+    a, b = RtpReceiver({0, 8}), RtpReceiver({0, 8})
+    now = 0.0
+    for pt, seq, ts, flags, payload in packets:
+        pkt = RtpPacket(pt, seq, ts, 77, payload, csrc=(5,) if flags == 0x01 else (),
+                        extension=(1, b"\x00" * 4) if flags == 0x10 else None, padding=3 if flags == 0x20 else 0)
+        data = pkt.serialize()
+        got = a.feed(data, now)
+        ref = b.receive(data, now)
+        assert (got is None) == (ref is None)
+        if ref is not None:
+            assert got == (ref.payload_type, ref.timestamp, ref.payload)
+        assert a.stats.as_dict() == b.stats.as_dict()
+        assert a.pop(now + 1) == b.pop(now + 1)
+        now += 0.02
