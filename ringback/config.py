@@ -69,6 +69,14 @@ class Settings:
     sip_t1: float = 0.5
     timings: Timings = field(default_factory=Timings)
     amd: dict[str, float] = field(default_factory=dict)
+    # Inbound INVITEs: CIDRs allowed to send them (default with a real trunk: the trunk's address),
+    # and SIP digest users (user -> password) challenged when they come from elsewhere.
+    sip_allow: list[str] | None = None
+    sip_users: dict[str, str] = field(default_factory=dict)
+    # REGISTER the trunk user (inbound numbers on carriers that need a registration).
+    register: bool = False
+    # Send in-dialog requests to the packet's source when the peer's Contact is a private address.
+    nat_fallback: bool = False
     account_sid: str | None = None
     auth_token: str | None = None
 
@@ -78,6 +86,13 @@ class Settings:
             return self.public_url.rstrip("/")
         host = self.http_host if ":" not in self.http_host else f"[{self.http_host}]"
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def advertise_host(self) -> str | None:
+        """The host part of --sip-advertise (it may carry a port, which only SIP uses)."""
+        if not self.sip_advertise:
+            return None
+        return parse_hostport(self.sip_advertise, self.sip_port)[0]
 
     @property
     def sandbox_trunk(self) -> bool:
@@ -104,6 +119,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sandbox", help="sandbox phones file (RINGBACK_SANDBOX)")
     parser.add_argument("--fetch-deny", help="comma-separated CIDRs/hosts apps may not fetch (RINGBACK_FETCH_DENY)")
     parser.add_argument("--data-dir", help="where recordings are kept (RINGBACK_DATA_DIR, default .)")
+    parser.add_argument("--sip-allow", help="CIDRs that may send INVITEs (RINGBACK_SIP_ALLOW; default: the trunk)")
+    parser.add_argument("--sip-users", help="user:password,... digest users for inbound INVITEs (RINGBACK_SIP_USERS)")
+    parser.add_argument("--register", action="store_const", const="1", help="REGISTER to the trunk (RINGBACK_REGISTER)")
+    parser.add_argument("--nat-fallback", action="store_const", const="1",
+                        help="reach peers behind NAT at their source address (RINGBACK_NAT_FALLBACK)")
     amd = parser.add_argument_group("answering-machine detection (each also RINGBACK_AMD_<NAME>)")
     for name, default in _amd_defaults().items():
         amd.add_argument(f"--amd-{name.replace('_', '-')}", dest=f"amd_{name}", type=float, metavar=str(default))
@@ -153,6 +173,14 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.fetch_deny = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7"]
     if v := pick("data_dir", "DATA_DIR"):
         s.data_dir = v
+    if v := pick("sip_allow", "SIP_ALLOW"):
+        s.sip_allow = [c.strip() for c in v.split(",") if c.strip()]
+    if v := pick("sip_users", "SIP_USERS"):
+        s.sip_users = dict(u.split(":", 1) for u in v.split(",") if ":" in u)
+    if v := pick("register", "REGISTER"):
+        s.register = v.lower() in ("1", "true", "yes")
+    if v := pick("nat_fallback", "NAT_FALLBACK"):
+        s.nat_fallback = v.lower() in ("1", "true", "yes")
     if v := env.get(ENV_PREFIX + "SANDBOX_SIP"):
         s.sandbox_sip = v
     if v := env.get(ENV_PREFIX + "MAX_CALL_SECONDS"):

@@ -78,6 +78,7 @@ class RingbackServer:
         self.http: uvicorn.Server | None = None
         self.http_port = settings.http_port
         self.account: tuple[str, str, bool] | None = None
+        self.registration: Any = None
         self.stopping = False
         self._stopped = asyncio.Event()
 
@@ -93,7 +94,7 @@ class RingbackServer:
         self.account = await asyncio.to_thread(
             bootstrap, self.store, sandbox_trunk=s.sandbox_trunk, account_sid=s.account_sid, auth_token=s.auth_token
         )
-        self.media = MediaEngine(s.sip_host, s.rtp_ports, advertise=s.sip_advertise, rtp_timeout=s.rtp_timeout)
+        self.media = MediaEngine(s.sip_host, s.rtp_ports, advertise=s.advertise_host, rtp_timeout=s.rtp_timeout)
         await self.media.start()
         if s.sandbox_trunk:
             from ringback.config import parse_hostport
@@ -106,8 +107,18 @@ class RingbackServer:
             trunk = Trunk(host=self.sandbox.host, port=self.sandbox.port)
         else:
             trunk = Trunk.parse(s.trunk or "")
-        self.ua = UserAgent(s.sip_host, s.sip_port, advertise=s.sip_advertise, on_invite=self._on_invite, t1=s.sip_t1)
+        self.ua = UserAgent(
+            s.sip_host, s.sip_port, advertise=s.sip_advertise, on_invite=self._on_invite, t1=s.sip_t1,
+            allowed_sources=self._allowed_sources(trunk), credentials=s.sip_users or None,
+            nat_fallback=s.nat_fallback,
+        )
         await self.ua.start()
+        if s.register and trunk.user:
+            # Inbound numbers on carriers that route by registration.
+            host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+            self.registration = await self.ua.register(
+                f"sip:{host}:{trunk.port}", f"sip:{trunk.user}@{host}", auth=trunk.auth
+            )
         node_id = s.node_id or f"{socket.gethostname()}:{self.ua.port}"
         self.ctx = EngineContext(
             settings=s, store=self.store, ua=self.ua, media=self.media, trunk=trunk, node_id=node_id,
@@ -118,6 +129,25 @@ class RingbackServer:
         await self._start_http()
         await self.dialer.start()
         log.info("ringback ready: http://%s:%d  sip:%s:%d", s.http_host, self.http_port, s.sip_host, self.ua.port)
+
+    def _allowed_sources(self, trunk: Trunk) -> list[str] | None:
+        """Who may send us INVITEs: no toll fraud through an app that dials out.
+
+        Explicit --sip-allow wins. With a real trunk, only its address (a name is resolved once at
+        start); with the sandbox (all on loopback), loopback. Digest users (--sip-users) may call
+        from anywhere else.
+        """
+        s = self.settings
+        if s.sip_allow is not None:
+            return s.sip_allow
+        if s.sandbox_trunk:
+            return ["127.0.0.0/8", "::1/128"]
+        try:
+            infos = socket.getaddrinfo(trunk.host, trunk.port, proto=socket.IPPROTO_UDP)
+        except OSError:
+            log.warning("cannot resolve trunk host %s: inbound INVITEs accepted from anywhere", trunk.host)
+            return None
+        return sorted({info[4][0] + ("/128" if ":" in info[4][0] else "/32") for info in infos})
 
     async def _on_invite(self, inc: Any) -> None:
         if self.ctx is None or self.stopping:

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
 from .. import numbers
@@ -104,11 +104,13 @@ def _number(value: str, code_invalid: int) -> str:
 # The POST /Calls statements, built once: constructing and cache-keying a statement per request
 # cost SQLAlchemy more than SQLite spends executing it.
 _CALLER_SQL = (
-    select(IncomingNumber.sid)
+    select(IncomingNumber.sid, literal(0).label("pref"))
     .where(IncomingNumber.account_sid == bindparam("a"), IncomingNumber.phone_number == bindparam("n"))
     .union_all(
-        select(CallerId.sid).where(CallerId.account_sid == bindparam("a"), CallerId.phone_number == bindparam("n"))
+        select(CallerId.sid, literal(1).label("pref"))
+        .where(CallerId.account_sid == bindparam("a"), CallerId.phone_number == bindparam("n"))
     )
+    .order_by("pref")  # an incoming number wins over a caller ID of the same number
     .limit(1)
 )
 _INSERT_CALL = _CALLS.insert()

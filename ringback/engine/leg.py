@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ringback.sip import sdp
-from ringback.sip.events import Answered, Dtmf, Failed, Hangup, Ringing
+from ringback.sip.events import Answered, Dtmf, Failed, Hangup, MediaChanged, Ringing
 
 if TYPE_CHECKING:
     from ringback.engine.context import EngineContext
@@ -46,8 +46,25 @@ class CallLeg:
                 self.hung_up.set()
             elif isinstance(ev, Dtmf):
                 self.media.inject_digit(ev.digit)
+            elif isinstance(ev, MediaChanged):
+                self._media_changed(ev)
             elif isinstance(ev, Failed):
                 self.hung_up.set()
+
+    def _media_changed(self, ev: MediaChanged) -> None:
+        """A re-INVITE/UPDATE from the peer: hold, unhold, or RTP moved elsewhere."""
+        if ev.direction in ("sendonly", "inactive"):
+            # On hold: the peer may send nothing for a long time; that is not a dead call.
+            self.media.on_rtp_timeout = None
+            return
+        self.media.on_rtp_timeout = self._on_rtp_timeout
+        try:
+            p = sdp.parse_answer(ev.sdp)
+        except Exception:
+            log.warning("leg %s: unusable SDP in a re-INVITE, media unchanged", self.label)
+            return
+        if p.remote_host not in ("0.0.0.0", "::") and p.remote_port:
+            self.media.set_remote(p.remote_host, p.remote_port, p.payload_type, p.telephone_event_pt)
 
     async def wait_key(self, key: str) -> None:
         """Return when the far end presses `key`; never returns once the media is closed
