@@ -133,8 +133,9 @@ def far_side(conn: Any, ring_ports: list[int], seconds: float, cpu: int | None, 
         deadline = t0 + k * PERIOD
         if deadline > t0 + seconds:
             break
-        frame = frames[k % len(frames)]
         for i, s in enumerate(socks):
+            # each stream at its own point of the 2 s signal: callers do not press keys in unison
+            frame = frames[(k + i * 7) % len(frames)]
             with contextlib.suppress(BlockingIOError):
                 s.sendto(hdr.pack(0x80, 0, seqs[i], tss[i], ssrcs[i]) + frame, ("127.0.0.1", ring_ports[i]))
             seqs[i] = (seqs[i] + 1) & 0xFFFF

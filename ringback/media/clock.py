@@ -105,7 +105,10 @@ class MediaClock:
         self.period = period
         self._members: list[ClockMember | None] = []
         self._free: list[int] = []
-        self._freed: list[int] = []  # slots freed during this tick: reusable from the next one
+        # a freed slot waits two ticks before reuse: the frame built before it was freed may
+        # still be leaving during the next tick, and must not go out from a new session's socket
+        self._freed: list[int] = []
+        self._freeing: list[int] = []
         self._mixers: list[ClockMixer] = []
         self._dtmf = DtmfDetector(0)
         self._epoll: select.epoll | None = None  # opened while the clock has users (one fd per event loop)
@@ -183,7 +186,7 @@ class MediaClock:
             "tick_cost_ms": round(self.tick_cost * 1000, 3),
             "max_tick_cost_ms": round(self.max_tick_cost * 1000, 3),
             "rx_rounds_capped": self.rx_rounds_capped,
-            "members": len(self._members) - len(self._free) - len(self._freed),
+            "members": len(self._members) - len(self._free) - len(self._freed) - len(self._freeing),
         }
 
     # -- membership
@@ -390,9 +393,9 @@ class MediaClock:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         self._flush_pending()
-        if self._freed:
-            self._free.extend(self._freed)
-            self._freed.clear()
+        if self._freeing or self._freed:
+            self._free.extend(self._freeing)
+            self._freeing, self._freed = self._freed, []
         self.ticks += 1
         self._start_sends(deadline if deadline is not None else now)
         late = deadline is not None and now - deadline > SLIP
@@ -465,16 +468,23 @@ class MediaClock:
             alaw = self._alaw
             rx[alaw] = g711.ALAW_DECODE[codes[alaw]]
             rx[alaw & ~present] = 0
-        for slot, digit in self._dtmf.process(rx):
+        self._send_due()  # checkpoints between the stages: none may hold a due group back
+        for i, (slot, digit) in enumerate(self._dtmf.process(rx)):
             m = members[slot] if slot < n else None
             if m is not None:
                 m._rx_inband(digit, now)
+            if due and not i & 31:
+                self._send_due()
+        self._send_due()
         rxf = rx.astype(np.float32)
         self._level = np.sqrt(np.einsum("ij,ij->i", rxf, rxf) / SAMPLES)
-        for slot in tapped:
+        for i, slot in enumerate(tapped):
             m = members[slot]
             if m is not None:
                 m._rx_frame(rx[slot], float(self._level[slot]), now)
+            if due and not i & 31:
+                self._send_due()
+        self._send_due()
 
         # ---- send side: encode, fill the wire records, send in phase groups
         flip = self._flip = 1 - self._flip

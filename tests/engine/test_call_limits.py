@@ -53,3 +53,18 @@ async def test_calls_per_second_pacing_per_account(tmp_path) -> None:
             await h.http.aclose()
     finally:
         await server.stop(grace=2)
+
+
+async def test_inbound_invites_only_from_allowed_sources(tmp_path) -> None:
+    """No toll fraud: an INVITE from outside --sip-allow is refused (403) before any app runs."""
+    server = await _harness(tmp_path, sip_allow=["10.0.0.0/8"])
+    try:
+        async with serve_app(server.account[1]) as app:  # type: ignore[index]
+            h = Harness(server, app)
+            ua = server.ua
+            heard = await server.sandbox.call("4155550123", "5005551000", ua.host, ua.port)  # type: ignore[union-attr]
+            assert heard.result == "failed" and heard.sip_code == 403
+            assert not app.seen
+            await h.http.aclose()
+    finally:
+        await server.stop(grace=2)

@@ -1,0 +1,75 @@
+"""Several nodes on one PostgreSQL database: each queued call is claimed (FOR UPDATE SKIP LOCKED)
+and dialled by exactly one node, and both nodes take a share of the work."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+
+import httpx
+import psycopg
+import pytest
+
+from ringback.server import RingbackServer
+from ringback.twiml.testapp import serve_app
+
+from .conftest import fast_settings
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+pytestmark = pytest.mark.pg
+
+
+@pytest.fixture
+def pg_url():  # type: ignore[no-untyped-def]
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=2).close()
+    except psycopg.Error:
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    schema = f"rb_nodes_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_two_nodes_share_the_queue(tmp_path, pg_url) -> None:
+    sid, token = "AC" + uuid.uuid4().hex, uuid.uuid4().hex
+    nodes = []
+    for name in ("a", "b"):
+        s = fast_settings(tmp_path / name, database_url=pg_url, node_id=f"node-{name}", account_sid=sid,
+                          auth_token=token, data_dir=str(tmp_path / name))
+        (tmp_path / name).mkdir()
+        nodes.append(RingbackServer(s))
+    for n in nodes:
+        await n.start()
+    try:
+        async with serve_app(token) as app, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{nodes[0].http_port}", auth=(sid, token), timeout=30
+        ) as http, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{nodes[1].http_port}", auth=(sid, token), timeout=30
+        ) as http_b:
+            app.twiml("/app", "<Response><Hangup/></Response>")
+            # Both nodes' sandboxes answer 500-555-01xx; the bootstrap gave the account 5005551000.
+            # Calls arrive through both nodes' APIs, as behind a load balancer.
+            rs = await asyncio.gather(*((http if i % 2 else http_b).post(f"/2008-08-01/Accounts/{sid}/Calls", data={
+                "Caller": "5005551000", "Called": f"50055501{i:02d}", "Url": app.url("/app")}) for i in range(40)))
+            assert all(r.status_code == 201 for r in rs)
+            for _ in range(300):
+                rows = (await http.get(f"/2008-08-01/Accounts/{sid}/Calls.json?Status=2&PageSize=100")).json()
+                if len(rows["TwilioResponse"]["Calls"]) == 40:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(rows["TwilioResponse"]["Calls"]) == 40
+        first_requests = collections.Counter(s.params["CallSid"] for s in app.seen)
+        assert len(first_requests) == 40 and max(first_requests.values()) == 1
+        dialled = [set(n.sandbox.heard) for n in nodes]  # type: ignore[union-attr]
+        assert not (dialled[0] & dialled[1])
+        assert len(dialled[0] | dialled[1]) == 40
+        assert dialled[0] and dialled[1], "both nodes should take calls"
+    finally:
+        for n in nodes:
+            await n.stop(grace=2)
