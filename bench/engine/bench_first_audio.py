@@ -60,8 +60,9 @@ class Sink(asyncio.DatagramProtocol):
         if self.first_sound is not None or now < self.after or len(data) < 12 + 160 or data[1] & 0x7F != 0:
             return
         payload = np.frombuffer(data[12:], dtype=np.uint8)
-        # u-law silence is 0xFF/0x7F (and neighbours); real sound spreads over many codes.
-        if np.count_nonzero((payload & 0x7F) < 0x70) > 20:
+        # Idle frames are u-law zero (0xFF/0x7F); the prompt's first packet has samples away from
+        # zero even where the speech starts softly (a "th" is quiet but it is the prompt's audio).
+        if np.count_nonzero((payload & 0x7F) < 0x7C) >= 4:
             self.first_sound = now
 
 

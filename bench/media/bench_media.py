@@ -268,13 +268,14 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
     # calls do not all start their prompts in the same 20 ms: each loop starts at its own offset
     # (in step they would restart together every 4 s, a burst of task wake-ups no real load has)
     tasks = [loop.create_task(_loop_play(s, outgoing, i * len(outgoing) / 8000 / n)) for i, s in enumerate(sessions)]
-    await asyncio.sleep(warm)
     if os.environ.get("RB_BENCH_GC") == "off":
         gc.disable()
     elif os.environ.get("RB_BENCH_GC") == "freeze":
         # what a server does once started: long-lived objects out of the collector's sight
+        # (done before the warm-up, as the collection it runs is itself a pause)
         gc.collect()
         gc.freeze()
+    await asyncio.sleep(warm)
     gc_pause = [0.0, 0.0]
 
     def _gc_cb(phase: str, info: dict[str, int]) -> None:
@@ -402,7 +403,8 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(runs[0])
     for k, v in runs[0].items():
         if isinstance(v, int | float) and not isinstance(v, bool):
-            out[k] = statistics.median(r[k] for r in runs)
+            m = statistics.median(r[k] for r in runs)
+            out[k] = round(m) if isinstance(v, int) else m
     out["repeats"] = len(runs)
     if "off_grid_pct" in out:
         out["off_grid_runs"] = [round(r["off_grid_pct"], 3) for r in runs]

@@ -37,7 +37,14 @@ class EngineContext:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def db(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run fn(session) in one transaction on a worker thread (the store is synchronous)."""
+        """Run fn(session) in one transaction on a worker thread (the store is synchronous).
+
+        Writes go through the store's single group-commit writer: no contention for SQLite's write
+        lock or PostgreSQL's hot count rows between engine and API writers. fn may be re-run alone
+        if a transaction it shared fails, so side effects outside the session must be idempotent.
+        """
+        if not readonly:
+            return await self.store.write(fn)
 
         def work() -> T:
             with self.store.session(readonly=readonly) as s:

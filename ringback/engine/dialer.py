@@ -41,6 +41,11 @@ class Pacer:
         floor = now - (self.burst - 1) * self.interval
         self._next[account] = max(self._next.get(account, floor), floor) + self.interval
 
+    def copy(self) -> Pacer:
+        clone = Pacer.__new__(Pacer)
+        clone.interval, clone.burst, clone._next = self.interval, self.burst, dict(self._next)
+        return clone
+
     def blocked(self, now: float) -> tuple[list[str], float | None]:
         """Accounts that must wait, and the earliest moment one may go again."""
         waiting = [a for a, t in self._next.items() if t > now]
@@ -107,11 +112,14 @@ class Dialer:
     async def _claim_and_start(self) -> int:
         now = time.monotonic()
         paced, _ = self.pacer.blocked(now)
-        pacer = self.pacer
         node = self.ctx.node_id
         tokens = self._tokens
+        result: dict[str, Pacer] = {}
 
         def work(s: Session) -> list[CallSpec]:
+            # The writer may re-run this alone after a shared transaction failed: pace on a copy
+            # and keep it only once the claims have committed.
+            pacer = result["pacer"] = self.pacer.copy()
             specs: list[CallSpec] = []
             for sid, account in queue.queued_candidates(s, BATCH, skip_accounts=paced):
                 if not pacer.allowed(account, now):
@@ -135,6 +143,7 @@ class Dialer:
             return specs
 
         specs = await self.ctx.db(work)
+        self.pacer = result["pacer"]
         for spec in specs:
             self.ctx.spawn(run_outbound(self.ctx, spec), name=f"call-{spec.sid}")
         return len(specs)

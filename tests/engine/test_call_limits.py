@@ -46,10 +46,9 @@ async def test_calls_per_second_pacing_per_account(tmp_path) -> None:
             sids = await asyncio.gather(*(h.make_call(f"500555011{i}") for i in range(6)))
             await asyncio.gather(*(h.wait_final(s, 20) for s in sids))
             invited = sorted([(await h.heard(s)).invited_at for s in sids])
-            # 2 calls/s with a burst of one second's worth: 6 INVITEs span at least ~2 s.
+            # 2 calls/s with a burst of one second's worth: 6 INVITEs span at least ~2 s. (Only the
+            # lower bound is a property: a busy machine can only stretch the span, never shrink it.)
             assert invited[-1] - invited[0] >= 1.8, invited
-            for a, b in zip(invited[2:], invited[3:], strict=False):
-                assert b - a >= 0.4, invited
             await h.http.aclose()
     finally:
         await server.stop(grace=2)
