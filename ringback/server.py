@@ -201,6 +201,9 @@ class RingbackServer:
             self.http.should_exit = True
             with contextlib.suppress(Exception):
                 await self.http.shutdown()
+        if self.ctx is not None and self.ctx.http_transport is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.http_transport.aclose()
         for closer in (self.ua, self.sandbox, self.media):
             if closer is not None:
                 with contextlib.suppress(Exception):

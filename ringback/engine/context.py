@@ -32,6 +32,19 @@ class EngineContext:
     node_id: str
     fetch_policy: Any = None  # ringback.engine.webhooks.FetchPolicy
     conferences: Any = None  # ringback.engine.conference.Conferences
+    # One connection pool for every app request of every call (each call keeps its own cookies).
+    http_transport: Any = None
+
+    def app_client(self, account_sid: str, auth_token: str) -> Any:
+        """The web client for one call's requests to its app (ringback.engine.webhooks.AppClient)."""
+        from ringback.engine.webhooks import AppClient
+
+        if self.http_transport is None:
+            import httpx
+
+            self.http_transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=512,
+                                                                               max_keepalive_connections=64))
+        return AppClient(account_sid, auth_token, fetch_policy=self.fetch_policy, transport=self.http_transport)
     # Live calls by CallSid: the running session objects (for live redirect, conference control).
     live: dict[str, Any] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -147,7 +147,6 @@ async def dial(
 async def _whisper(chan: LegChannel, leg: CallLeg, a: _Attempt) -> bool:
     """Run the Number's url document on the callee's leg; False if it hung up (declined)."""
     from ringback.engine.channel import LegChannel
-    from ringback.engine.webhooks import AppClient
     from ringback.twiml.interpreter import run_whisper
 
     callee = LegChannel(
@@ -155,7 +154,7 @@ async def _whisper(chan: LegChannel, leg: CallLeg, a: _Attempt) -> bool:
         params=call_params(chan.call_sid, chan.account_sid, chan.caller, a.number, "in-progress"),
         caller=chan.caller, called=a.number, flags=FLAG_DIAL | (chan.flags & 3), is_segment=True,
     )
-    client = AppClient(chan.account_sid, chan.auth_token, fetch_policy=chan.ctx.fetch_policy)
+    client = chan.ctx.app_client(chan.account_sid, chan.auth_token)
     try:
         await run_whisper(callee, client, a.target.url or "", a.target.method or "POST")
     finally:

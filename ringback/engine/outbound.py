@@ -59,9 +59,8 @@ async def wait_or_hangup(aw: asyncio.Future[object] | asyncio.Task[object], leg:
 async def report(ctx: EngineContext, spec: CallSpec, params: dict[str, str]) -> None:
     """A request whose response is ignored (busy, no-answer, fail, hangup-machine); failures are
     still Notifications, so a broken app is visible."""
-    from ringback.engine.webhooks import AppClient
 
-    client = AppClient(spec.account_sid, spec.auth_token, fetch_policy=ctx.fetch_policy)
+    client = ctx.app_client(spec.account_sid, spec.auth_token)
     try:
         resp = await client.fetch(spec.url, spec.method, params)
     finally:

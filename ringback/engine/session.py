@@ -46,7 +46,6 @@ async def run_app(
     fallback_method: str = "POST",
 ) -> bool:
     """Fetch and execute the app's TwiML until the call ends. True unless the app failed (Status 4)."""
-    from ringback.engine.webhooks import AppClient
     from ringback.twiml.interpreter import Interpreter
 
     params = call_params(spec.sid, spec.account_sid, spec.caller, spec.called, "in-progress")
@@ -54,7 +53,7 @@ async def run_app(
         ctx, leg, call_sid=spec.sid, account_sid=spec.account_sid, auth_token=spec.auth_token, params=params,
         caller=spec.caller, called=spec.called, flags=spec.flags,
     )
-    client = AppClient(spec.account_sid, spec.auth_token, fetch_policy=ctx.fetch_policy)
+    client = ctx.app_client(spec.account_sid, spec.auth_token)
     # A redirect POSTed while the call was still ringing replaces the first document.
     pending = await ctx.db(lambda s: queue.take_redirect(s, spec.sid))
     if pending is not None:

@@ -67,7 +67,6 @@ async def _transcribe(chan: LegChannel, recording: RecordingInfo, pcm: Pcm, call
         status=status, transcription_text=text, date_updated=utcnow()
     )))
     if callback_url:
-        from ringback.engine.webhooks import AppClient
 
         params: dict[str, Any] = dict(chan.params)
         params.update({
@@ -77,7 +76,7 @@ async def _transcribe(chan: LegChannel, recording: RecordingInfo, pcm: Pcm, call
             "TranscriptionUrl": f"{ctx.settings.base_url}/2008-08-01/Accounts/{chan.account_sid}/Transcriptions/{sid}",
             "RecordingUrl": recording.url,
         })
-        client = AppClient(chan.account_sid, chan.auth_token, fetch_policy=ctx.fetch_policy)
+        client = ctx.app_client(chan.account_sid, chan.auth_token)
         try:
             resp = await client.fetch(callback_url, "POST", params)
         finally:

@@ -145,13 +145,21 @@ class SandboxNetwork:
 
     def _finish(self, h: Heard) -> None:
         h.audio_seconds = round(sum(len(f) for f in h.frames) / 8000.0, 3)
-        if self.heard_dir:
-            try:
-                (self.heard_dir / f"{h.call_sid}.json").write_text(json.dumps(h.to_json()))
-                (self.heard_dir / f"{h.call_sid}.wav").write_bytes(encode_wav(h.audio()))
-            except OSError:
-                log.exception("could not save what sandbox phone %s heard", h.number)
         h.done.set()
+        if self.heard_dir:
+            # Off the event loop: the phones share it with the media clock.
+            data = json.dumps(h.to_json())
+            audio = h.audio() if h.frames else None
+            asyncio.get_running_loop().run_in_executor(None, self._save, h.call_sid, data, audio)
+
+    def _save(self, call_sid: str, data: str, audio: np.ndarray | None) -> None:
+        assert self.heard_dir is not None
+        try:
+            if audio is not None:
+                (self.heard_dir / f"{call_sid}.wav").write_bytes(encode_wav(audio))
+            (self.heard_dir / f"{call_sid}.json").write_text(data)  # last: readers look for it first
+        except OSError:
+            log.exception("could not save what sandbox phone heard on %s", call_sid)
 
     # ------------------------------------------------------------------ phones answering
 
