@@ -7,8 +7,7 @@ import asyncio
 
 from ringback.server import RingbackServer
 from ringback.twiml.testapp import serve_app
-
-from .conftest import Harness, fast_settings
+from tests.support.harness import Harness, fast_settings
 
 
 async def _harness(tmp_path, **overrides):  # type: ignore[no-untyped-def]

@@ -28,8 +28,7 @@ from ringback.server import RingbackServer
 from ringback.store.db import Store
 from ringback.store.models import Call
 from ringback.twiml.testapp import serve_app
-
-from .conftest import fast_settings
+from tests.support.harness import fast_settings
 
 pytestmark = pytest.mark.slow
 

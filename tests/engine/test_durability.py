@@ -20,8 +20,7 @@ from ringback.server import RingbackServer
 from ringback.sids import new_sid
 from ringback.store.models import Call, Notification, utcnow
 from ringback.twiml.testapp import serve_app
-
-from .conftest import fast_settings
+from tests.support.harness import fast_settings
 
 
 def _call_row(account: str, state: str, node: str | None, url: str) -> Call:

@@ -8,32 +8,20 @@ import collections
 import uuid
 
 import httpx
-import psycopg
 import pytest
 
 from ringback.server import RingbackServer
 from ringback.twiml.testapp import serve_app
+from tests.support.harness import fast_settings
+from tests.support.pg import pg_schema
 
-from .conftest import fast_settings
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 pytestmark = pytest.mark.pg
 
 
 @pytest.fixture
 def pg_url():  # type: ignore[no-untyped-def]
-    try:
-        psycopg.connect(PG_ADMIN, connect_timeout=2).close()
-    except psycopg.Error:
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
-    schema = f"rb_nodes_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema("rb_nodes") as url:
+        yield url
 
 
 async def test_two_nodes_share_the_queue(tmp_path, pg_url) -> None:
