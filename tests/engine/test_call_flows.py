@@ -28,6 +28,15 @@ def add_phone(h, number: str, **spec) -> None:
     h.server.sandbox.plan.add({"number": number, **spec})
 
 
+async def set_number(h, **fields: str) -> dict:
+    """Update the account's (first) incoming number; returns it as JSON."""
+    nums = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers.json")).json()
+    pn = nums["TwilioResponse"]["IncomingPhoneNumbers"][0]["IncomingPhoneNumber"]
+    r = await h.http.post(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers/{pn['Sid']}", data=fields)
+    assert r.status_code == 200, r.text
+    return pn
+
+
 async def test_dial_bridges_two_phones_and_lists_segments(harness) -> None:
     h = harness
     add_phone(h, "5005550300", ring=0.2, say=ALICE, say_after=1.0, hangup_after=12.0)
@@ -91,11 +100,7 @@ async def test_record_captures_the_phone_even_when_it_hangs_up(harness) -> None:
 
 async def test_inbound_call_from_sandbox_phone(harness) -> None:
     h = harness
-    nums = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers.json")).json()
-    pn = nums["TwilioResponse"]["IncomingPhoneNumbers"][0]["IncomingPhoneNumber"]
-    r = await h.http.post(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers/{pn['Sid']}",
-                          data={"Url": h.app.url("/inbound"), "Method": "POST"})
-    assert r.status_code == 200, r.text
+    pn = await set_number(h, Url=h.app.url("/inbound"), Method="POST")
     h.app.twiml("/inbound", f"<Response><Say>{ALICE}</Say></Response>")
     r = await h.http.post("/sandbox/Calls", data={"From": "4155550123", "To": pn["PhoneNumber"], "Say": ""})
     assert r.status_code == 201, r.text
@@ -262,11 +267,8 @@ async def test_caller_id_validation_call(harness) -> None:
 
 async def test_inbound_voice_fallback_url_when_the_url_fails(harness) -> None:
     h = harness
-    nums = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers.json")).json()
-    pn = nums["TwilioResponse"]["IncomingPhoneNumbers"][0]["IncomingPhoneNumber"]
-    r = await h.http.post(f"/2008-08-01/Accounts/{h.sid}/IncomingPhoneNumbers/{pn['Sid']}", data={
-        "Url": h.app.url("/broken"), "VoiceFallbackUrl": h.app.url("/fallback"), "VoiceFallbackMethod": "GET"})
-    assert r.status_code == 200, r.text
+    pn = await set_number(h, Url=h.app.url("/broken"), VoiceFallbackUrl=h.app.url("/fallback"),
+                          VoiceFallbackMethod="GET")
     h.app.twiml("/broken", "<Response><Say>unclosed", content_type="text/xml")
     h.app.twiml("/fallback", f"<Response><Say>{ALICE}</Say></Response>")
     r = await h.http.post("/sandbox/Calls", data={"From": "4155550124", "To": pn["PhoneNumber"], "Say": ""})
@@ -276,3 +278,42 @@ async def test_inbound_voice_fallback_url_when_the_url_fails(harness) -> None:
     call_sid = h.app.seen[0].params["CallSid"]
     notes = (await h.http.get(f"{h.calls_path}/{call_sid}/Notifications.json")).text
     assert "12100" in notes  # the broken document is still reported
+
+
+async def test_play_and_transcription_on_a_real_call(harness) -> None:
+    """<Play> of an MP3 served by the app reaches the phone by content; <Record transcribe> makes a
+    Transcription and POSTs it to transcribeCallback."""
+    from starlette.responses import Response
+
+    from ringback.media.audio import encode_mp3
+
+    h = harness
+    clip = reference(BOB, voice="man")
+    mp3 = encode_mp3(clip)
+
+    async def audio(request) -> Response:  # type: ignore[no-untyped-def]
+        return Response(mp3, media_type="audio/mpeg")
+
+    h.app.routes["/clip.mp3"] = audio
+    add_phone(h, "5005550360", ring=0.2, say=ALICE, say_after=3.3, hangup_after=20.0)
+    h.app.twiml("/app", f'<Response><Play>{h.app.url("/clip.mp3")}</Play>'
+                        '<Record action="/rec" timeout="3" transcribe="true" transcribeCallback="/tr" playBeep="false"/>'
+                        "</Response>")
+    h.app.twiml("/rec", "<Response><Hangup/></Response>")
+    h.app.twiml("/tr", "<Response/>")
+    sid = await h.make_call("5005550360")
+    await h.wait_final(sid, timeout=30)
+    heard = await h.heard(sid)
+    assert best_correlation(heard.audio(), clip[2000:10000]) > 0.6
+    deadline = time.monotonic() + 30
+    while not [s for s in h.app.seen if s.path == "/tr"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    tr = [s for s in h.app.seen if s.path == "/tr"]
+    assert tr, ([(s.path, s.params) for s in h.app.seen],
+                (await h.http.get(f"{h.calls_path}/{sid}/Notifications.json")).text)
+    assert tr[0].method == "POST" and tr[0].signature_ok
+    p = tr[0].params
+    assert p["TranscriptionStatus"] == "completed" and p["RecordingUrl"] and p["TranscriptionUrl"]
+    listed = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/Transcriptions.json")).json()
+    t = listed["TwilioResponse"]["Transcriptions"][0]["Transcription"]
+    assert t["Status"] == "completed" and t["DateCreated"].isdigit()  # epoch seconds, as in 2008
