@@ -317,3 +317,21 @@ async def test_play_and_transcription_on_a_real_call(harness) -> None:
     listed = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/Transcriptions.json")).json()
     t = listed["TwilioResponse"]["Transcriptions"][0]["Transcription"]
     assert t["Status"] == "completed" and t["DateCreated"].isdigit()  # epoch seconds, as in 2008
+
+
+async def test_dial_time_limit_ends_the_bridge(harness) -> None:
+    h = harness
+    add_phone(h, "5005550370", ring=0.2, say=None, hangup_after=30.0)
+    add_phone(h, "5005550371", ring=0.2, say=None, hangup_after=30.0)
+    h.app.twiml("/app", '<Response><Dial timeLimit="2" action="/after">5005550371</Dial></Response>')
+    h.app.twiml("/after", "<Response><Hangup/></Response>")
+    sid = await h.make_call("5005550370")
+    call = await h.wait_final(sid, timeout=20)
+    assert call["Status"] == "2" and int(call["Duration"]) < 10  # not the phones' 30 s
+    after = [r for r in h.requests_for(sid) if r.path == "/after"]
+    assert after and after[0].params["DialStatus"] == "answered"
+    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
+    seg = segs[0]["Call"]
+    assert 1 <= int(seg["Duration"]) <= 4
+    callee = await h.heard(seg["CallSegmentSid"])
+    assert callee.hung_up_by == "remote"
