@@ -1,0 +1,188 @@
+"""Does the media clock slip when the API is busy? (DESIGN.md: the benchmarks run the API load and
+the media load together.)
+
+`ringback serve` runs in its own process with a trunk pointing at this bench's SIP responder. N
+calls are answered and held (`<Pause>`), their RTP sent to a sink here, which timestamps every
+packet per stream and reports the share more than 5 ms off each stream's ideal 20 ms grid.
+Measured twice: media alone, then with POST /Calls at a fixed rate from a second process
+(calls to a number the responder answers 486 busy, so each costs the engine its full dial path).
+
+    python bench/engine/bench_clock_under_load.py [--calls 100] [--rate 100] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.server
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_setup import CALLER, CallTimes, Responder, cpu_percent, ringback_serve  # noqa: E402
+
+BUSY = "+14155550190"
+
+
+class BusyAwareResponder(Responder):
+    """Answers like bench_setup's responder, but 486 for the busy number (the API load)."""
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        first = data.split(b"\r\n", 1)[0]
+        if first.startswith(b"INVITE ") and BUSY.encode() in first:
+            head = data.partition(b"\r\n\r\n")[0].decode("utf-8", "replace").split("\r\n")[1:]
+            hdrs = [(k.strip(), v.strip()) for k, _, v in (h.partition(":") for h in head)]
+            self._send(self._response(hdrs, "486 Busy Here", "busy"), addr)
+            return
+        if first.startswith(b"ACK ") and b"busy" in data:
+            return
+        super().datagram_received(data, addr)
+
+
+class Sink(asyncio.DatagramProtocol):
+    """Arrival times of every RTP packet, per source (one source = one call's stream)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[tuple[str, int], list[float]] = {}
+        self.recording = False
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.recording:
+            self.arrivals.setdefault(addr, []).append(time.perf_counter())
+
+
+def off_grid(arrivals: dict[tuple[str, int], list[float]]) -> tuple[float, int]:
+    """Share of packets more than 5 ms off their stream's best-fit 20 ms grid; packet count."""
+    off = total = 0
+    for times in arrivals.values():
+        if len(times) < 10:
+            continue
+        t = np.asarray(times)
+        k = np.round((t - t[0]) / 0.020)
+        # The grid's phase: the median offset, so one late first packet does not skew it.
+        phase = np.median(t - t[0] - k * 0.020)
+        err = np.abs(t - t[0] - k * 0.020 - phase)
+        off += int(np.count_nonzero(err > 0.005))
+        total += len(t)
+    return (off / total if total else float("nan")), total
+
+
+def api_load(base: str, sid: str, token: str, rate: float, seconds: float, out: multiprocessing.Queue) -> None:
+    """The API load, from its own process: POST /Calls at a fixed rate; returns latencies (ms)."""
+
+    async def run() -> list[float]:
+        lat: list[float] = []
+        async with httpx.AsyncClient(base_url=base, auth=(sid, token), timeout=30,
+                                     limits=httpx.Limits(max_connections=64)) as client:
+            async def one() -> None:
+                t0 = time.perf_counter()
+                r = await client.post(f"/2008-08-01/Accounts/{sid}/Calls", data={
+                    "Caller": CALLER, "Called": BUSY, "Url": "http://127.0.0.1:9/none", "Timeout": "5"})
+                if r.status_code == 201:
+                    lat.append((time.perf_counter() - t0) * 1000)
+
+            tasks = []
+            start = time.perf_counter()
+            for i in range(int(rate * seconds)):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one()))
+            await asyncio.gather(*tasks)
+        return lat
+
+    out.put(asyncio.run(run()))
+
+
+async def main_async(calls: int, rate: float, seconds: float, workdir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    sink_t, sink = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    sink_port = sink_t.get_extra_info("sockname")[1]
+    times: dict[str, CallTimes] = {}
+    resp_t, resp = await loop.create_datagram_endpoint(lambda: BusyAwareResponder(times, sink_port),
+                                                       local_addr=("127.0.0.1", 0))
+    body = f'<Response><Pause length="{3 * seconds + 30:g}"/></Response>'.encode()
+    up = [0]
+
+    class App(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            up[0] += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reply  # noqa: N815
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with ringback_serve(f"sip:127.0.0.1:{resp.port}", workdir) as rb:
+            async with httpx.AsyncClient(base_url=rb.http, auth=(rb.sid, rb.token), timeout=30) as client:
+                for _ in range(calls):
+                    r = await client.post(f"/2008-08-01/Accounts/{rb.sid}/Calls", data={
+                        "Caller": CALLER, "Called": "4155550199",
+                        "Url": f"http://127.0.0.1:{httpd.server_address[1]}/app"})
+                    assert r.status_code == 201, r.text
+            deadline = time.monotonic() + 30
+            while up[0] < calls and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            with open("/proc/loadavg") as f:
+                print(f"{up[0]} calls held with RTP to the sink; load average {f.read().split()[:3]}")
+
+            for label, with_load in (("media alone", False), (f"media + POST /Calls at {rate:g}/s", True)):
+                sink.arrivals.clear()
+                sink.recording = True
+                proc = None
+                q: multiprocessing.Queue = multiprocessing.Queue()
+                if with_load:
+                    proc = multiprocessing.Process(target=api_load, args=(rb.http, rb.sid, rb.token, rate, seconds, q))
+                    proc.start()
+                cpu, _ = await asyncio.to_thread(cpu_percent, rb.pid, seconds)
+                sink.recording = False
+                share, n = off_grid(sink.arrivals)
+                extra = ""
+                if proc is not None:
+                    lat = await asyncio.to_thread(q.get)
+                    proc.join()
+                    lat.sort()
+                    if lat:
+                        extra = (f"  POST p50 {statistics.median(lat):.1f} ms p99 {lat[int(0.99 * (len(lat) - 1))]:.1f} ms"
+                                 f" ({len(lat)} calls)")
+                print(f"{label:<32} packets {n:7d}  >5 ms off grid {100 * share:.3f}%  ringback CPU {cpu:5.1f}%{extra}")
+    finally:
+        httpd.shutdown()
+        sink_t.close()
+        resp_t.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        asyncio.run(main_async(args.calls, args.rate, args.seconds, Path(d)))
+
+
+if __name__ == "__main__":
+    main()
