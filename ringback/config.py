@@ -77,6 +77,12 @@ class Settings:
     register: bool = False
     # Send in-dialog requests to the packet's source when the peer's Contact is a private address.
     nat_fallback: bool = False
+    # all: one process. With `serve --engine-process` the API process is "api" and runs the engine
+    # ("engine": SIP, media, dialer, sandbox) as a child, reached at `control` (UDP hooks, and TCP
+    # for sandbox calls) with `control_secret`.
+    role: str = "all"
+    control: str | None = None
+    control_secret: str = ""
     account_sid: str | None = None
     auth_token: str | None = None
 
@@ -122,6 +128,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sip-allow", help="CIDRs that may send INVITEs (RINGBACK_SIP_ALLOW; default: the trunk)")
     parser.add_argument("--sip-users", help="user:password,... digest users for inbound INVITEs (RINGBACK_SIP_USERS)")
     parser.add_argument("--register", action="store_const", const="1", help="REGISTER to the trunk (RINGBACK_REGISTER)")
+    parser.add_argument("--engine-process", action="store_true", help=argparse.SUPPRESS)  # the default now
+    parser.add_argument("--single-process", action="store_true",
+                        help="run the API, SIP, media and the dialer in one process (default: the engine "
+                             "runs in a child process, apart from the API)")
     parser.add_argument("--nat-fallback", action="store_const", const="1",
                         help="reach peers behind NAT at their source address (RINGBACK_NAT_FALLBACK)")
     amd = parser.add_argument_group("answering-machine detection (each also RINGBACK_AMD_<NAME>)")
@@ -181,6 +191,10 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.register = v.lower() in ("1", "true", "yes")
     if v := pick("nat_fallback", "NAT_FALLBACK"):
         s.nat_fallback = v.lower() in ("1", "true", "yes")
+    if v := env.get(ENV_PREFIX + "ROLE"):
+        s.role = v
+    s.control = env.get(ENV_PREFIX + "CONTROL") or None
+    s.control_secret = env.get(ENV_PREFIX + "CONTROL_SECRET", "")
     if v := env.get(ENV_PREFIX + "SANDBOX_SIP"):
         s.sandbox_sip = v
     if v := env.get(ENV_PREFIX + "MAX_CALL_SECONDS"):

@@ -79,6 +79,9 @@ class RingbackServer:
         self.http_port = settings.http_port
         self.account: tuple[str, str, bool] | None = None
         self.registration: Any = None
+        self.control_sender: Any = None
+        self.control_http: uvicorn.Server | None = None
+        self._control_udp: Any = None
         self.stopping = False
         self._stopped = asyncio.Event()
 
@@ -94,6 +97,23 @@ class RingbackServer:
         self.account = await asyncio.to_thread(
             bootstrap, self.store, sandbox_trunk=s.sandbox_trunk, account_sid=s.account_sid, auth_token=s.auth_token
         )
+        if s.role in ("all", "engine"):
+            await self._start_engine()
+        if s.role in ("all", "api"):
+            await self._start_http()
+        if self.role_engine_control():
+            await self._start_control()
+        if self.dialer is not None:
+            await self.dialer.start()
+        log.info("ringback ready (%s): http://%s:%d  sip:%s:%d", s.role, s.http_host, self.http_port, s.sip_host,
+                 self.ua.port if self.ua else 0)
+
+    def role_engine_control(self) -> bool:
+        return self.settings.role == "engine" and bool(self.settings.control)
+
+    async def _start_engine(self) -> None:
+        s = self.settings
+        assert self.store is not None
         self.media = MediaEngine(s.sip_host, s.rtp_ports, advertise=s.advertise_host, rtp_timeout=s.rtp_timeout)
         await self.media.start()
         if s.sandbox_trunk:
@@ -126,9 +146,28 @@ class RingbackServer:
         )
         self.ctx.conferences = Conferences(self.ctx)
         self.dialer = Dialer(self.ctx, cps=s.cps)
-        await self._start_http()
-        await self.dialer.start()
-        log.info("ringback ready: http://%s:%d  sip:%s:%d", s.http_host, self.http_port, s.sip_host, self.ua.port)
+
+    async def _start_control(self) -> None:
+        """Engine process: hooks from the API process (UDP) and sandbox calls (HTTP), same port."""
+        from ringback.config import parse_hostport
+        from ringback.control import ControlReceiver
+
+        s = self.settings
+        host, port = parse_hostport(s.control or "", 0)
+        loop = asyncio.get_running_loop()
+        self._control_udp, _ = await loop.create_datagram_endpoint(
+            lambda: ControlReceiver(EngineHooks(self), s.control_secret), local_addr=(host, port)
+        )
+        from starlette.applications import Starlette
+
+        from ringback.sandbox.routes import sandbox_routes
+
+        app = Starlette(routes=sandbox_routes(self, control_secret=s.control_secret))
+        config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning", access_log=False)
+        config.load()
+        self.control_http = uvicorn.Server(config)
+        self.control_http.lifespan = config.lifespan_class(config)
+        await self.control_http.startup()
 
     def _allowed_sources(self, trunk: Trunk) -> list[str] | None:
         """Who may send us INVITEs: no toll fraud through an app that dials out.
@@ -162,12 +201,23 @@ class RingbackServer:
         # The sandbox routes stay on with a real trunk too: `ringback sandbox serve` may be that trunk.
         return demo_routes() + sandbox_routes(self)
 
+    def _hooks(self) -> ApiHooks:
+        s = self.settings
+        if s.role == "api" and s.control:
+            from ringback.config import parse_hostport
+            from ringback.control import ControlSender
+
+            host, port = parse_hostport(s.control, 0)
+            self.control_sender = ControlSender(host, port, s.control_secret)
+            return self.control_sender
+        return EngineHooks(self)
+
     async def _start_http(self) -> None:
         assert self.store is not None
         s = self.settings
         app = create_app(
             self.store, public_url=s.base_url, sandbox_trunk=s.sandbox_trunk, recordings_dir=str(s.recordings_dir),
-            hooks=EngineHooks(self), extra_routes=self.routes(), ready=lambda: not self.stopping,
+            hooks=self._hooks(), extra_routes=self.routes(), ready=lambda: not self.stopping,
         )
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, lifespan="off", log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=5)
@@ -197,10 +247,15 @@ class RingbackServer:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        if self.http is not None:
-            self.http.should_exit = True
-            with contextlib.suppress(Exception):
-                await self.http.shutdown()
+        for srv in (self.http, self.control_http):
+            if srv is not None:
+                srv.should_exit = True
+                with contextlib.suppress(Exception):
+                    await srv.shutdown()
+        if self._control_udp is not None:
+            self._control_udp.close()
+        if self.control_sender is not None:
+            self.control_sender.close()
         if self.ctx is not None and self.ctx.http_transport is not None:
             with contextlib.suppress(Exception):
                 await self.ctx.http_transport.aclose()

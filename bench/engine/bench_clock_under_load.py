@@ -32,6 +32,12 @@ from bench_setup import CALLER, CallTimes, Responder, cpu_percent, ringback_serv
 BUSY = "+14155550190"
 
 
+
+class _Server(http.server.ThreadingHTTPServer):
+    # The default listen backlog (5) refuses connections when many calls ask the app at once.
+    request_queue_size = 512
+    daemon_threads = True
+
 class BusyAwareResponder(Responder):
     """Answers like bench_setup's responder, but 486 for the busy number (the API load)."""
 
@@ -131,7 +137,7 @@ async def main_async(calls: int, rate: float, seconds: float, workdir: Path) -> 
         def log_message(self, *a: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+    httpd = _Server(("127.0.0.1", 0), App)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         with ringback_serve(f"sip:127.0.0.1:{resp.port}", workdir) as rb:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.server
 import os
 import secrets
 import shutil
@@ -44,6 +45,12 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "tests" / "interop" / "scenarios"
 CALLER = "4155550100"
 
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    # The default listen backlog (5) refuses connections when many calls ask the app at once.
+    request_queue_size = 512
+    daemon_threads = True
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
@@ -102,7 +109,8 @@ def ringback_serve(trunk: str, workdir: Path, *, rtp_ports: str = "") -> Iterato
     profile = os.environ.get("BENCH_PROFILE")  # write a cProfile of `ringback serve` to this path
     serve = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "ringback.cli"] if profile else exe
     log = open(workdir / "ringback.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([*serve, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    extra = ["--engine-process"] if os.environ.get("BENCH_ENGINE_PROCESS") else []
+    proc = subprocess.Popen([*serve, "serve", *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     rb = Ringback(proc, f"http://127.0.0.1:{http_port}", sid, token, workdir)
     try:
         deadline = time.monotonic() + 30
@@ -393,7 +401,7 @@ def run_media(n: int, hold_s: float, workdir: Path) -> dict[str, float]:
                     def log_message(self, *a: object) -> None:
                         pass
 
-                httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+                httpd = _Server(("127.0.0.1", 0), App)
                 threading.Thread(target=httpd.serve_forever, daemon=True).start()
                 url = f"http://127.0.0.1:{httpd.server_address[1]}/app"
                 path = f"/2008-08-01/Accounts/{rb.sid}/Calls.json"

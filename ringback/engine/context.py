@@ -42,8 +42,17 @@ class EngineContext:
         if self.http_transport is None:
             import httpx
 
+            # Few idle keep-alive connections: httpcore's pool walks every connection it holds (a
+            # poll() syscall for each idle one) each time a request starts or ends, so 64 idle
+            # connections cost more CPU per app request than the request itself. Open connections
+            # still grow to max_connections when that many requests are in flight.
             self.http_transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=512,
-                                                                               max_keepalive_connections=64))
+                                                                               max_keepalive_connections=8))
+            # httpx logs every request at INFO: a log line per app request is most of the cost of
+            # a short call's logging. Kept when the operator asked for verbose (DEBUG) logs.
+            httpx_log = logging.getLogger("httpx")
+            if httpx_log.level == logging.NOTSET and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+                httpx_log.setLevel(logging.WARNING)
         return AppClient(account_sid, auth_token, fetch_policy=self.fetch_policy, transport=self.http_transport)
     # Live calls by CallSid: the running session objects (for live redirect, conference control).
     live: dict[str, Any] = field(default_factory=dict)

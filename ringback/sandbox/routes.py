@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ringback import numbers
+from ringback.control import SECRET_HEADER, secret_ok
 from ringback.sandbox.network import load_heard
 from ringback.store.models import Call, IncomingNumber
 
@@ -26,13 +27,31 @@ if TYPE_CHECKING:
     from ringback.server import RingbackServer
 
 
-def sandbox_routes(server: RingbackServer) -> list[BaseRoute]:
+def sandbox_routes(server: RingbackServer, *, control_secret: str | None = None) -> list[BaseRoute]:
+    """With `control_secret`, these are the engine process's control routes: the API process has
+    already authenticated the account and names it in a header."""
+
     def account_of(request: Request) -> str | None:
+        if control_secret is not None:
+            if not secret_ok(request.headers, control_secret):
+                return None
+            return request.headers.get("X-Ringback-Account") or None
         api = request.app.state.api
         try:
             return api.authenticate(request.headers.get("authorization")).sid
         except Exception:
             return None
+
+    async def forward(request: Request, account: str) -> Response:
+        """API process of a split server: the engine process's sandbox places the call."""
+        import httpx
+
+        body = await request.body()
+        headers = {SECRET_HEADER: server.settings.control_secret, "X-Ringback-Account": account,
+                   "Content-Type": request.headers.get("content-type", "application/x-www-form-urlencoded")}
+        async with httpx.AsyncClient(timeout=600) as client:
+            r = await client.post(f"http://{server.settings.control}/sandbox/Calls", content=body, headers=headers)
+        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
 
     def unauthorized() -> Response:
         return JSONResponse({"error": "unauthorized"}, 401, headers={"WWW-Authenticate": 'Basic realm="ringback"'})
@@ -68,6 +87,8 @@ def sandbox_routes(server: RingbackServer) -> list[BaseRoute]:
         account = await asyncio.to_thread(account_of, request)
         if account is None:
             return unauthorized()
+        if server.settings.role == "api" and server.settings.control:
+            return await forward(request, account)
         form: dict[str, Any] = dict(await request.form())
         try:
             from_n = numbers.normalize(str(form.get("From", "")))

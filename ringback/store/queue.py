@@ -9,10 +9,11 @@ finalised (Status 4 and a Notification), never dialled again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ringback.store.models import (
@@ -29,18 +30,79 @@ DIALED_STATES = ("dialing", "ringing", "analysing", "running")
 
 def queued_candidates(session: Session, limit: int, skip_accounts: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(sid, account_sid) of the oldest queued top-level calls, not yet claimed."""
+    skip = list(skip_accounts)
+    pg = session.bind is not None and session.bind.dialect.name == "postgresql"
+    q = _candidates(limit, pg) if not skip else _candidates(limit, pg).where(Call.account_sid.not_in(skip))
+    return [(r[0], r[1]) for r in session.execute(q).all()]
+
+
+@functools.cache
+def _candidates(limit: int, pg: bool) -> Select[tuple[str, str]]:
+    # Built once per (limit, dialect): the dialer runs this on every wake-up, that is per commit.
     q = (
         select(Call.sid, Call.account_sid)
         .where(Call.state == "queued", Call.parent_sid.is_(None))
         .order_by(Call.date_created)
         .limit(limit)
     )
-    skip = list(skip_accounts)
-    if skip:
-        q = q.where(Call.account_sid.not_in(skip))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    return [(r[0], r[1]) for r in session.execute(q).all()]
+    return q.with_for_update(skip_locked=True) if pg else q
+
+
+# The engine's per-call writes, built once: a statement built per call costs its construction and
+# its cache key on every execution, and the ORM's bulk-update path adds more; these run as Core
+# statements on the session's connection (same SQL, same transaction). Bind names must differ from
+# the column names the SET clause uses.
+_CALLS = Call.__table__
+_CLAIM_RETURNING = (
+    _CALLS.c.sid, _CALLS.c.account_sid, _CALLS.c.caller, _CALLS.c.called, _CALLS.c.url, _CALLS.c.method,
+    _CALLS.c.send_digits, _CALLS.c.if_machine, _CALLS.c.timeout, _CALLS.c.flags,
+)
+_CLAIM = (
+    update(_CALLS)
+    .where(_CALLS.c.sid == bindparam("b_sid", type_=_CALLS.c.sid.type), _CALLS.c.state == "queued")
+    .values(state="claimed", claimed_by=bindparam("b_node", type_=_CALLS.c.claimed_by.type),
+            claimed_at=bindparam("b_now", type_=_CALLS.c.claimed_at.type))
+)
+_CLAIM_RETURNING_STMT = _CLAIM.returning(*_CLAIM_RETURNING)
+
+
+@functools.cache
+def _update_by_sid(columns: tuple[str, ...]) -> Update:
+    """UPDATE calls SET <columns> WHERE sid = :b_sid, one statement per set of columns."""
+    return (
+        update(_CALLS)
+        .where(_CALLS.c.sid == bindparam("b_sid", type_=_CALLS.c.sid.type))
+        .values({c: bindparam("b_" + c, type_=_CALLS.c[c].type) for c in columns})
+    )
+
+
+def _update(session: Session, sid: str, values: dict[str, object]) -> None:
+    _autoflush(session)
+    params = {"b_" + k: v for k, v in values.items()}
+    params["b_sid"] = sid
+    session.connection().execute(_update_by_sid(tuple(values)), params)
+
+
+def _autoflush(session: Session) -> None:
+    # The ORM path these statements replace autoflushed pending objects first; keep that.
+    if session.autoflush:
+        session.flush()
+
+
+def claim_row(session: Session, sid: str, node_id: str) -> Row[tuple[object, ...]] | None:
+    """claim() without loading the ORM row: the UPDATE returns what the engine needs (sid,
+    account_sid, caller, called, url, method, send_digits, if_machine, timeout, flags).
+
+    One statement instead of an UPDATE and a SELECT through the identity map, per call.
+    """
+    _autoflush(session)
+    conn = session.connection()
+    params = {"b_sid": sid, "b_node": node_id, "b_now": utcnow()}
+    if conn.dialect.update_returning:
+        return conn.execute(_CLAIM_RETURNING_STMT, params).first()
+    if conn.execute(_CLAIM, params).rowcount != 1:
+        return None
+    return conn.execute(select(*_CLAIM_RETURNING).where(_CALLS.c.sid == sid)).first()
 
 
 def claim(session: Session, sid: str, node_id: str) -> Call | None:
@@ -60,23 +122,12 @@ def claim(session: Session, sid: str, node_id: str) -> Call | None:
 def mark_dialing(session: Session, sid: str) -> datetime:
     """The durable mark written before the INVITE: REST Status 1 and StartTime from here on."""
     now = utcnow()
-    session.execute(
-        update(Call)
-        .where(Call.sid == sid)
-        .values(state="dialing", status=STATUS_IN_PROGRESS, start_time=now, date_updated=now)
-        .execution_options(synchronize_session=False)
-    )
+    _update(session, sid, {"state": "dialing", "status": STATUS_IN_PROGRESS, "start_time": now, "date_updated": now})
     return now
 
 
 def set_state(session: Session, sid: str, state: str, **values: object) -> None:
-    now = utcnow()
-    session.execute(
-        update(Call)
-        .where(Call.sid == sid)
-        .values(state=state, date_updated=now, **values)
-        .execution_options(synchronize_session=False)
-    )
+    _update(session, sid, {"state": state, "date_updated": utcnow(), **values})
 
 
 def finalize(
@@ -99,9 +150,7 @@ def finalize(
     if answered_at is not None:
         values["end_time"] = now
         values["duration"] = max(0, round((now - answered_at).total_seconds()))
-    session.execute(
-        update(Call).where(Call.sid == sid).values(**values).execution_options(synchronize_session=False)
-    )
+    _update(session, sid, values)
 
 
 def take_redirect(session: Session, sid: str) -> tuple[str, str] | None:
@@ -143,10 +192,7 @@ def crash_finalize(session: Session, call: Call) -> None:
 
     EndTime and Duration stay empty: the call did not complete successfully and its true end is unknown.
     """
-    values: dict[str, object] = {"state": "ended", "status": STATUS_APP_ERROR, "date_updated": utcnow()}
-    session.execute(
-        update(Call).where(Call.sid == call.sid).values(**values).execution_options(synchronize_session=False)
-    )
+    _update(session, call.sid, {"state": "ended", "status": STATUS_APP_ERROR, "date_updated": utcnow()})
 
 
 def queued_count(session: Session) -> int:
@@ -163,6 +209,7 @@ __all__ = [
     "DIALED_STATES",
     "STATUS_QUEUED",
     "claim",
+    "claim_row",
     "crash_finalize",
     "finalize",
     "mark_dialing",

@@ -33,6 +33,12 @@ from tests.support.harness import fast_settings
 pytestmark = pytest.mark.slow
 
 
+
+class _Server(http.server.ThreadingHTTPServer):
+    # The default listen backlog (5) refuses connections when many calls ask the app at once.
+    request_queue_size = 512
+    daemon_threads = True
+
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +83,7 @@ class _HangupApp(http.server.BaseHTTPRequestHandler):
 
 def test_kill_9_during_500_calls_loses_nothing_and_dials_nothing_twice(tmp_path: Path) -> None:
     n_calls = 500
-    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HangupApp)
+    app = _Server(("127.0.0.1", 0), _HangupApp)
     threading.Thread(target=app.serve_forever, daemon=True).start()
     app_url = f"http://127.0.0.1:{app.server_address[1]}/app"
     sandbox_port, http_port, sip_port = _free_port(socket.SOCK_DGRAM), _free_port(), _free_port(socket.SOCK_DGRAM)
@@ -112,7 +118,18 @@ def test_kill_9_during_500_calls_loses_nothing_and_dials_nothing_twice(tmp_path:
                 return list(await asyncio.gather(*(guarded(i) for i in range(n_calls))))
 
         sids = asyncio.run(post_all())
-        time.sleep(2.0)  # some calls are done, some live, most still queued: now crash
+        # Crash while calls are live: wait until the database shows some dialled and unfinished.
+        import sqlite3
+
+        db = sqlite3.connect(str(tmp_path / "ringback.db"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            live = db.execute("select count(*) from calls where state in ('dialing','ringing','running')").fetchone()[0]
+            done = db.execute("select count(*) from calls where state = 'ended'").fetchone()[0]
+            if live >= 3 and done >= 10:
+                break
+            time.sleep(0.01)
+        db.close()
         server.send_signal(signal.SIGKILL)
         server.wait()
         server = _start_server(env, tmp_path, tmp_path / "server.log")
