@@ -434,8 +434,9 @@ def main() -> None:
     ap.add_argument("--called", default="5005550190", help="sandbox number dialled (busy by default)")
     ap.add_argument("--skip-post", action="store_true")
     ap.add_argument("--api-only", action="store_true", help="serve the API alone (engine off) instead")
-    ap.add_argument("--engine-process", action="store_true",
-                    help="ringback serve --engine-process (the engine in a child; CPU shown is the API's)")
+    ap.add_argument("--single-process", action="store_true",
+                    help="ringback serve --single-process (by default the engine runs in a child process and "
+                         "the CPU shown is the API process's only)")
     ap.add_argument("--skip-get", action="store_true")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--pg-async-commit", action="store_true",
@@ -486,7 +487,7 @@ def main() -> None:
             else:
                 cmd = [sys.executable, "-m", "ringback.cli", "serve", "--http", f"127.0.0.1:{port}",
                        "--sip", f"127.0.0.1:{sip}", "--rtp-ports", f"{rtp0}-{rtp0 + 1999}", "--db", url,
-                       "--cps", "100000", "--data-dir", tmp] + (["--engine-process"] if args.engine_process else [])
+                       "--cps", "100000", "--data-dir", tmp] + (["--single-process"] if args.single_process else [])
             log = Path(tmp) / "server.log"
             proc = start_server(cmd, env, port, log)
             print(f"  server pid {proc.pid}: {' '.join(cmd)[:200]}", flush=True)

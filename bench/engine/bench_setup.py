@@ -109,7 +109,7 @@ def ringback_serve(trunk: str, workdir: Path, *, rtp_ports: str = "") -> Iterato
     profile = os.environ.get("BENCH_PROFILE")  # write a cProfile of `ringback serve` to this path
     serve = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "ringback.cli"] if profile else exe
     log = open(workdir / "ringback.log", "wb")  # noqa: SIM115
-    extra = ["--engine-process"] if os.environ.get("BENCH_ENGINE_PROCESS") else []
+    extra = ["--single-process"] if os.environ.get("BENCH_SINGLE_PROCESS") else []
     proc = subprocess.Popen([*serve, "serve", *extra], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     rb = Ringback(proc, f"http://127.0.0.1:{http_port}", sid, token, workdir)
     try:
