@@ -137,8 +137,7 @@ def ringback_serve(trunk: str, workdir: Path, *, rtp_ports: str = "") -> Iterato
         log.close()
 
 
-def proc_sample(pid: int) -> tuple[float, int]:
-    """(utime+stime in seconds, RSS in bytes) of `pid`."""
+def _one_sample(pid: int) -> tuple[float, int]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -149,6 +148,25 @@ def proc_sample(pid: int) -> tuple[float, int]:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     return cpu, rss
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def proc_sample(pid: int) -> tuple[float, int]:
+    """(utime+stime in seconds, RSS in bytes) of `pid` and its children (the engine process)."""
+    cpu = rss = 0.0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            c, r = _one_sample(p)
+            cpu += c
+            rss += r
+    return cpu, int(rss)
 
 
 def cpu_percent(pid: int, seconds: float) -> tuple[float, int]:
