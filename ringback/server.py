@@ -105,6 +105,9 @@ class RingbackServer:
             await self._start_control()
         if self.dialer is not None:
             await self.dialer.start()
+        from ringback.gctune import settle_gc
+
+        settle_gc()
         log.info("ringback ready (%s): http://%s:%d  sip:%s:%d", s.role, s.http_host, self.http_port, s.sip_host,
                  self.ua.port if self.ua else 0)
 

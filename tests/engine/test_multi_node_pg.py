@@ -42,15 +42,24 @@ async def test_two_nodes_share_the_queue(tmp_path, pg_url) -> None:
         ) as http_b:
             app.twiml("/app", "<Response><Hangup/></Response>")
             # Both nodes' sandboxes answer 500-555-01xx; the bootstrap gave the account 5005551000.
-            # Calls arrive through both nodes' APIs, as behind a load balancer.
-            rs = await asyncio.gather(*((http if i % 2 else http_b).post(f"/2008-08-01/Accounts/{sid}/Calls", data={
-                "Caller": "5005551000", "Called": f"50055501{i:02d}", "Url": app.url("/app")}) for i in range(40)))
-            assert all(r.status_code == 201 for r in rs)
-            for _ in range(300):
+            # Calls arrive through both nodes' APIs, as behind a load balancer, in waves: the node a
+            # wave is POSTed to is woken at once, the other only polls, so each node gets work.
+            async def wave(client: httpx.AsyncClient, numbers: range) -> None:
+                rs = await asyncio.gather(*(client.post(f"/2008-08-01/Accounts/{sid}/Calls", data={
+                    "Caller": "5005551000", "Called": f"50055501{i:02d}", "Url": app.url("/app")}) for i in numbers))
+                assert all(r.status_code == 201 for r in rs)
+
+            async def ended() -> int:
                 rows = (await http.get(f"/2008-08-01/Accounts/{sid}/Calls.json?Status=2&PageSize=100")).json()
-                if len(rows["TwilioResponse"]["Calls"]) == 40:
-                    break
-                await asyncio.sleep(0.1)
+                return len(rows["TwilioResponse"]["Calls"])
+
+            for n, client in enumerate((http, http_b, http, http_b)):
+                await wave(client, range(10 * n, 10 * n + 10))
+                for _ in range(300):
+                    if await ended() == 10 * n + 10:
+                        break
+                    await asyncio.sleep(0.1)
+            rows = (await http.get(f"/2008-08-01/Accounts/{sid}/Calls.json?Status=2&PageSize=100")).json()
             assert len(rows["TwilioResponse"]["Calls"]) == 40
         first_requests = collections.Counter(s.params["CallSid"] for s in app.seen)
         assert len(first_requests) == 40 and max(first_requests.values()) == 1
