@@ -49,9 +49,9 @@ async def test_dial_bridges_two_phones_and_lists_segments(harness) -> None:
     dialed = [r for r in h.requests_for(sid) if r.path == "/dialed"]
     assert dialed and dialed[0].params["DialStatus"] == "answered"
 
-    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
+    segs = await h.segments(sid)
     assert len(segs) == 1
-    seg = segs[0]["Call"]
+    seg = segs[0]
     assert seg["CallSegmentSid"] and seg["Called"] == "5005550301"
     assert int(seg["Flags"]) == 4 | 2
     listed = (await h.http.get(f"{h.calls_path}.json")).json()["TwilioResponse"]["Calls"]
@@ -230,8 +230,7 @@ async def test_dial_whisper_and_hangup_on_star(harness) -> None:
     assert call["Status"] == "2"
     after = [r for r in h.requests_for(sid) if r.path == "/after"]
     assert after and after[0].params["DialStatus"] == "answered"
-    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
-    callee = await h.heard(segs[0]["Call"]["CallSegmentSid"])
+    callee = await h.heard((await h.segments(sid))[0]["CallSegmentSid"])
     # The whisper went to the callee only; '*' ended the callee's leg well before its own hangup.
     assert best_correlation(callee.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
     assert callee.hung_up_by == "remote" and callee.hung_up_at - callee.answered_at < 15
@@ -330,8 +329,7 @@ async def test_dial_time_limit_ends_the_bridge(harness) -> None:
     assert call["Status"] == "2" and int(call["Duration"]) < 10  # not the phones' 30 s
     after = [r for r in h.requests_for(sid) if r.path == "/after"]
     assert after and after[0].params["DialStatus"] == "answered"
-    segs = (await h.http.get(f"{h.calls_path}/{sid}/Segments.json")).json()["TwilioResponse"]["Calls"]
-    seg = segs[0]["Call"]
+    seg = (await h.segments(sid))[0]
     assert 1 <= int(seg["Duration"]) <= 4
     callee = await h.heard(seg["CallSegmentSid"])
     assert callee.hung_up_by == "remote"

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 def ringback(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> str:
@@ -44,7 +40,7 @@ def test_management_commands(tmp_path: Path) -> None:
 
 
 def test_sandbox_as_its_own_process_is_an_ordinary_trunk(tmp_path: Path) -> None:
-    sandbox_port, http_port, sip_port = _free_port(socket.SOCK_DGRAM), _free_port(), _free_port(socket.SOCK_DGRAM)
+    sandbox_port, http_port, sip_port = free_port(socket.SOCK_DGRAM), free_port(), free_port(socket.SOCK_DGRAM)
     env = dict(os.environ, RINGBACK_SANDBOX_PERSON_RING="0.2", RINGBACK_RTP_PORTS="37000-37999")
     phones = subprocess.Popen(
         [sys.executable, "-m", "ringback.cli", "sandbox", "serve", "--sip", f"127.0.0.1:{sandbox_port}",

@@ -29,6 +29,7 @@ from ringback.store.db import Store
 from ringback.store.models import Call
 from ringback.twiml.testapp import serve_app
 from tests.support.harness import fast_settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +39,6 @@ class _Server(http.server.ThreadingHTTPServer):
     # The default listen backlog (5) refuses connections when many calls ask the app at once.
     request_queue_size = 512
     daemon_threads = True
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_server(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -86,7 +82,7 @@ def test_kill_9_during_500_calls_loses_nothing_and_dials_nothing_twice(tmp_path:
     app = _Server(("127.0.0.1", 0), _HangupApp)
     threading.Thread(target=app.serve_forever, daemon=True).start()
     app_url = f"http://127.0.0.1:{app.server_address[1]}/app"
-    sandbox_port, http_port, sip_port = _free_port(socket.SOCK_DGRAM), _free_port(), _free_port(socket.SOCK_DGRAM)
+    sandbox_port, http_port, sip_port = free_port(socket.SOCK_DGRAM), free_port(), free_port(socket.SOCK_DGRAM)
     sid, token = "AC" + "1" * 32, "2" * 32
     env = dict(os.environ, RINGBACK_SANDBOX_PERSON_RING="0.3", RINGBACK_ACCOUNT_SID=sid, RINGBACK_AUTH_TOKEN=token)
     phones = subprocess.Popen(

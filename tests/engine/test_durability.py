@@ -21,6 +21,7 @@ from ringback.sids import new_sid
 from ringback.store.models import Call, Notification, utcnow
 from ringback.twiml.testapp import serve_app
 from tests.support.harness import fast_settings
+from tests.support.ports import free_port
 
 
 def _call_row(account: str, state: str, node: str | None, url: str) -> Call:
@@ -115,15 +116,10 @@ async def test_graceful_stop_lets_a_live_call_finish(tmp_path) -> None:
     store.dispose()
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_readme_first_call_with_ringback_serve(tmp_path) -> None:
     """`ringback serve` with no configuration, then the README's curl call to the demo app."""
-    http_port, sip_port = _free_port(), _free_port(socket.SOCK_DGRAM)
+    http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = dict(os.environ, RINGBACK_HTTP=f"127.0.0.1:{http_port}", RINGBACK_SIP=f"127.0.0.1:{sip_port}",
                RINGBACK_RTP_PORTS="36000-36999", RINGBACK_SANDBOX_PERSON_RING="0.3")
     proc = subprocess.Popen([sys.executable, "-m", "ringback.cli", "serve"], cwd=tmp_path, env=env,

@@ -8,29 +8,21 @@ by RFC 4733 and in-band.
 
 import asyncio
 import os
-import socket
 
 import numpy as np
 import pytest
 
 from ringback.media.engine import MediaEngine
 from tests.media.udp_relay import ImpairedRelay
+from tests.support.ports import free_range
 
 DIGITS = "0123456789*#"
 
 
-def _free_range(width: int = 200) -> tuple[int, int]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    lo = min(port, 65535 - width)
-    return lo, lo + width
-
 
 @pytest.fixture
 async def bad_pair():
-    eng = MediaEngine("127.0.0.1", _free_range(), rtp_timeout=30)
+    eng = MediaEngine("127.0.0.1", free_range(), rtp_timeout=30)
     await eng.start()
     relay = ImpairedRelay(drop=0.05, jitter=0.06, reorder=0.05, seed=int(os.environ.get("RB_RELAY_SEED", "11")))
     port_a, port_b = await relay.start()

@@ -9,20 +9,12 @@ from ringback.media import dtmf, tones
 from ringback.media.engine import MediaEngine, NoPortAvailable
 from ringback.media.mixer import Mixer
 from ringback.media.rtp import RtpSender
-
-
-def _free_range(width: int = 200) -> tuple[int, int]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    lo = min(port, 65535 - width)
-    return lo, lo + width
+from tests.support.ports import free_range
 
 
 @pytest.fixture
 async def engine():
-    eng = MediaEngine("127.0.0.1", _free_range(), rtp_timeout=0.5)
+    eng = MediaEngine("127.0.0.1", free_range(), rtp_timeout=0.5)
     await eng.start()
     yield eng
     await eng.close()
@@ -213,7 +205,7 @@ async def test_symmetric_rtp_latches_to_actual_source(engine):
 
 
 async def test_ports_released_after_close_and_no_port_available():
-    lo, _ = _free_range(20)
+    lo, _ = free_range(20)
     eng = MediaEngine("127.0.0.1", (lo, lo + 5))  # three even ports at most
     await eng.start()
     sessions = []

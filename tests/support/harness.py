@@ -89,6 +89,12 @@ class Harness:
         assert self.server.sandbox is not None
         return await self.server.sandbox.wait(sid, timeout)
 
+    async def segments(self, sid: str) -> list[dict[str, Any]]:
+        """The call's Segments (its <Dial> legs) as JSON objects."""
+        r = await self.http.get(f"{self.calls_path}/{sid}/Segments.json")
+        assert r.status_code == 200, r.text
+        return [c["Call"] for c in r.json()["TwilioResponse"]["Calls"]]
+
     def requests_for(self, sid: str) -> list[Any]:
         return [s for s in self.app.seen if s.params.get("CallSid") == sid]
 
