@@ -333,3 +333,23 @@ async def test_dial_time_limit_ends_the_bridge(harness) -> None:
     assert 1 <= int(seg["Duration"]) <= 4
     callee = await h.heard(seg["CallSegmentSid"])
     assert callee.hung_up_by == "remote"
+
+
+async def test_far_end_hangs_up_during_analysis_and_during_digits(harness) -> None:
+    """DESIGN's table: a hangup during analysis or SendDigits is reported 'as answered' with
+    CallStatus=completed (the request is still made), and the call is Complete."""
+    h = harness
+    add_phone(h, "5005550380", ring=0.2, say=None, hangup_after=0.6)
+    add_phone(h, "5005550381", ring=0.2, say=None, hangup_after=0.6)
+    h.app.twiml("/app", "<Response><Say>never heard</Say></Response>")
+    amd, digits = await asyncio.gather(
+        h.make_call("5005550380", IfMachine="Continue"),
+        h.make_call("5005550381", SendDigits="wwwwww1234"),  # 3 s of pauses first
+    )
+    a, d = await asyncio.gather(h.wait_final(amd), h.wait_final(digits))
+    assert a["Status"] == d["Status"] == "2"
+    ra, rd = h.requests_for(amd), h.requests_for(digits)
+    assert len(ra) == 1 and ra[0].params["CallStatus"] == "completed"
+    assert ra[0].params["DialStatus"] == "answered-human"  # undecided counts as a person
+    assert len(rd) == 1 and rd[0].params["CallStatus"] == "completed" and rd[0].params["DialStatus"] == "answered"
+    assert (await h.heard(digits)).digits == ""  # it left before any digit was sent
