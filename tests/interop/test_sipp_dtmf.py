@@ -41,3 +41,21 @@ async def test_rfc4733_digits_reach_gather(tmp_path: Path, payload_type: int) ->
     invite = sipp.received("INVITE")[0]
     assert "telephone-event/8000" in invite.text
     assert len(sipp.received("BYE")) == 1  # /got said <Hangup/>
+
+
+async def test_sip_info_digits_reach_gather(tmp_path: Path) -> None:
+    """Digits sent as SIP INFO (application/dtmf-relay and application/dtmf) drive <Gather>."""
+    workdir = tmp_path / "sipp"
+    workdir.mkdir()
+    async with (
+        sipp_uas("uas_info_dtmf.xml", workdir, keys={"te": "101"}, pause_ms=800) as sipp,
+        start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h,
+    ):
+        h.app.twiml("/app", GATHER)
+        h.app.twiml("/got", "<Response><Hangup/></Response>")
+        sid = await h.make_call("/app")
+        call = await h.wait_final(sid)
+        assert await sipp.wait(10) == 0, sipp.diagnostics()
+    assert call["Status"] == "2"
+    got = [r for r in h.requests_for(sid) if r.path == "/got"]
+    assert len(got) == 1 and got[0].params["Digits"] == "4821"
