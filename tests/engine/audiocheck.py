@@ -32,3 +32,12 @@ def correlate(heard: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
     ncc = corr / (np.sqrt(var) * rn)
     i = int(np.argmax(ncc))
     return float(ncc[i]), i
+
+
+def contains(heard: np.ndarray, reference: np.ndarray, chunks: int = 4) -> float:
+    """How surely `heard` contains `reference`, robust to a concealed or lost frame: the reference
+    is cut into `chunks` pieces, each found on its own, and the second-best-but-one score is kept
+    (a slip of 20 ms shifts everything after it, which spoils one whole-window correlation)."""
+    n = len(reference) // chunks
+    scores = sorted(best_correlation(heard, reference[i * n:(i + 1) * n]) for i in range(chunks))
+    return scores[len(scores) // 2]

@@ -14,7 +14,7 @@ from ringback.media.audio import decode
 from ringback.sandbox.plan import MACHINE_GREETING
 from ringback.tts import synth
 
-from .audiocheck import best_correlation, correlate
+from .audiocheck import best_correlation, contains, correlate
 
 ALICE = "This is Alice speaking from the garden"
 BOB = "Bob here, calling about the broken window"
@@ -60,8 +60,8 @@ async def test_dial_bridges_two_phones_and_lists_segments(harness) -> None:
     alice = await h.heard(sid)
     bob = await h.heard(seg["CallSegmentSid"])
     # Each heard the other's voice through the bridge.
-    assert best_correlation(alice.audio(), reference(BOB)[2000:10000]) > 0.5
-    assert best_correlation(bob.audio(), reference(ALICE)[2000:10000]) > 0.5
+    assert contains(alice.audio(), reference(BOB)[2000:10000]) > 0.5
+    assert contains(bob.audio(), reference(ALICE)[2000:10000]) > 0.5
 
 
 async def test_dial_busy_and_no_answer_report_to_action(harness) -> None:
@@ -95,7 +95,7 @@ async def test_record_captures_the_phone_even_when_it_hangs_up(harness) -> None:
         wav = await anon.get(p["RecordingUrl"])
     assert wav.status_code == 200 and wav.headers["content-type"].startswith("audio/")
     audio = decode(wav.content, "audio/wav")
-    assert best_correlation(audio, reference(BOB)[2000:10000]) > 0.5
+    assert contains(audio, reference(BOB)[2000:10000]) > 0.5
 
 
 async def test_inbound_call_from_sandbox_phone(harness) -> None:
@@ -142,7 +142,7 @@ async def test_live_redirect_interrupts_current_verb(harness) -> None:
     new = [s for s in h.requests_for(sid) if s.path == "/new"]
     assert new and new[0].method == "GET"
     heard = await h.heard(sid)
-    assert best_correlation(heard.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
+    assert contains(heard.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
     # Redirecting a finished call is 21220.
     r = await h.http.post(f"{h.calls_path}/{sid}", data={"CurrentUrl": h.app.url("/new")})
     assert r.status_code == 400 and "21220" in r.text
@@ -206,11 +206,12 @@ async def test_conference_mixes_everyone_but_yourself(harness, record_property) 
     for i, sid in enumerate(sids):
         audio = (await h.heard(sid)).audio()
         for j, phrase in enumerate(PHRASES):
-            score = best_correlation(audio, reference(phrase)[1000:9000])
             # Unrelated speech of the same voice correlates at about 0.25-0.35; a copy at ~1.0.
             if i == j:
+                score = best_correlation(audio, reference(phrase)[1000:9000])
                 assert score < 0.5, f"participant {i} heard their own voice ({score:.2f})"
             else:
+                score = contains(audio, reference(phrase)[1000:9000])
                 assert score > 0.8, f"participant {i} did not hear participant {j} ({score:.2f})"
     confs = (await h.http.get(f"/2008-08-01/Accounts/{h.sid}/Conferences.json")).json()
     conf = confs["TwilioResponse"]["Conferences"][0]["Conference"]
@@ -232,10 +233,10 @@ async def test_dial_whisper_and_hangup_on_star(harness) -> None:
     assert after and after[0].params["DialStatus"] == "answered"
     callee = await h.heard((await h.segments(sid))[0]["CallSegmentSid"])
     # The whisper went to the callee only; '*' ended the callee's leg well before its own hangup.
-    assert best_correlation(callee.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
+    assert contains(callee.audio(), reference(ALICE, voice="man")[2000:10000]) > 0.6
     assert callee.hung_up_by == "remote" and callee.hung_up_at - callee.answered_at < 15
     caller = await h.heard(sid)
-    assert best_correlation(caller.audio(), reference(ALICE, voice="man")[2000:10000]) < 0.3
+    assert best_correlation(caller.audio(), reference(ALICE, voice="man")[2000:10000]) < 0.5
 
 
 async def test_caller_id_validation_call(harness) -> None:
@@ -303,7 +304,7 @@ async def test_play_and_transcription_on_a_real_call(harness) -> None:
     sid = await h.make_call("5005550360")
     await h.wait_final(sid, timeout=30)
     heard = await h.heard(sid)
-    assert best_correlation(heard.audio(), clip[2000:10000]) > 0.6
+    assert contains(heard.audio(), clip[2000:10000]) > 0.6
     deadline = time.monotonic() + 30
     while not [s for s in h.app.seen if s.path == "/tr"] and time.monotonic() < deadline:
         await asyncio.sleep(0.2)

@@ -10,7 +10,7 @@ import numpy as np
 from ringback.media import g711
 from ringback.tts import synth
 
-from .audiocheck import best_correlation
+from .audiocheck import contains
 
 SAY_TEXT = "The quick brown fox jumps over the lazy dog"
 
@@ -66,7 +66,7 @@ async def test_outcomes_of_every_kind(harness) -> None:
     heard = await h.heard(answered)
     reference = g711.ulaw_decode(g711.ulaw_encode(synth(SAY_TEXT)))
     audio = heard.audio()
-    assert best_correlation(audio, reference[4000:12000]) > 0.6
+    assert contains(audio, reference[4000:12000]) > 0.6
     assert heard.result == "completed"
 
 
