@@ -14,8 +14,7 @@ from typing import Any
 
 from ringback.server import RingbackServer
 from ringback.store.accounts import add_number
-from ringback.twiml.testapp import serve_app
-from tests.support.harness import Harness, fast_settings
+from tests.support.harness import Harness, fast_settings, running
 
 CALLER = "4155550100"
 CALLED = "4155550199"  # goes out as INVITE sip:+14155550199@peer
@@ -31,17 +30,10 @@ class PeerHarness(Harness):
 
 @contextlib.asynccontextmanager
 async def start_ringback(tmp_path: Path, trunk: str, **overrides: Any) -> AsyncIterator[PeerHarness]:
-    settings = fast_settings(tmp_path, trunk=trunk, **overrides)
-    server = RingbackServer(settings)
-    await server.start()
-    assert server.account is not None and server.store is not None
-    await asyncio.to_thread(add_number, server.store, server.account[0], CALLER)
-    try:
-        async with serve_app(server.account[1]) as app:
-            h = PeerHarness(server, app)
-            try:
-                yield h
-            finally:
-                await h.http.aclose()
-    finally:
-        await server.stop(grace=3.0)
+    async def give_caller_number(server: RingbackServer) -> None:
+        # With a real trunk the bootstrap account has no sandbox number: give it CALLER.
+        assert server.account is not None and server.store is not None
+        await asyncio.to_thread(add_number, server.store, server.account[0], CALLER)
+
+    async with running(fast_settings(tmp_path, trunk=trunk, **overrides), PeerHarness, give_caller_number) as h:
+        yield h

@@ -4,9 +4,11 @@ timings, and a Harness to place REST calls and look at their outcome."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,7 +16,7 @@ import httpx
 from ringback.config import Settings, Timings
 from ringback.server import RingbackServer
 from ringback.store.models import Call
-from ringback.twiml.testapp import AppServer
+from ringback.twiml.testapp import AppServer, serve_app
 
 # Each server gets its own RTP range (random, away from the default 20000-29999 and from the
 # benchmarks' ranges) so a slow port release or another process never collides with it.
@@ -104,3 +106,26 @@ class Harness:
             assert time.monotonic() < deadline, f"no app request for {sid}"
             await asyncio.sleep(0.02)
         return self.requests_for(sid)[0]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    harness_cls: type[Harness] = Harness,
+    before: Callable[[RingbackServer], Awaitable[None]] | None = None,
+) -> AsyncIterator[Any]:
+    """A whole ringback server in-process and an app web server, torn down whatever happens."""
+    server = RingbackServer(settings)
+    await server.start()
+    assert server.account is not None
+    try:
+        if before is not None:
+            await before(server)
+        async with serve_app(server.account[1]) as app:
+            h = harness_cls(server, app)
+            try:
+                yield h
+            finally:
+                await h.http.aclose()
+    finally:
+        await server.stop(grace=3.0)
