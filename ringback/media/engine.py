@@ -299,27 +299,22 @@ class RtpSession:
 
     # ---- receive path (called by the clock once per tick, for sockets epoll says are ready)
 
-    def _read_one(self, now: float) -> None:
+    def _read_one(self, now: float) -> bool:
+        """Read and handle one datagram; False when the socket had none (or failed)."""
         try:
             data, addr = self._recvfrom(2048)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             self._rx_errors += 1
-            return
+            return False
         self._on_datagram(data, addr, now)
+        return True
 
     def _drain(self, now: float) -> None:
         """Everything queued on the socket (used where there is no epoll)."""
-        while not self._closed:
-            try:
-                data, addr = self._recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self._rx_errors += 1
-                return
-            self._on_datagram(data, addr, now)
+        while not self._closed and self._read_one(now):
+            pass
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         self._rx_datagrams += 1
