@@ -63,6 +63,8 @@ class Settings:
     fetch_deny: list[str] = field(default_factory=list)
     data_dir: str = "."
     node_id: str = ""
+    # A node silent this long is dead: the others take its calls over (store/cluster.py).
+    node_dead_after: float = 30.0
     max_call_seconds: float = 4 * 3600
     rtp_timeout: float = 60.0
     shutdown_grace: float = 30.0
@@ -128,6 +130,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sip-allow", help="CIDRs that may send INVITEs (RINGBACK_SIP_ALLOW; default: the trunk)")
     parser.add_argument("--sip-users", help="user:password,... digest users for inbound INVITEs (RINGBACK_SIP_USERS)")
     parser.add_argument("--register", action="store_const", const="1", help="REGISTER to the trunk (RINGBACK_REGISTER)")
+    parser.add_argument("--node-id", help="this node's name among nodes sharing a database (RINGBACK_NODE_ID, "
+                        "default host:sip-port)")
+    parser.add_argument("--node-dead-after", type=float, help="seconds without a heartbeat after which other "
+                        "nodes take a node's calls over (RINGBACK_NODE_DEAD_AFTER, default 30)")
     parser.add_argument("--engine-process", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--single-process", action="store_true",
                         help="run the API, SIP, media and the dialer in one process (default: the engine "
@@ -172,6 +178,10 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.public_url = v
     if v := pick("cps", "CPS"):
         s.cps = float(v)
+    if v := pick("node_id", "NODE_ID"):
+        s.node_id = v
+    if v := pick("node_dead_after", "NODE_DEAD_AFTER"):
+        s.node_dead_after = float(v)
     if v := pick("sip_advertise", "SIP_ADVERTISE"):
         s.sip_advertise = v
     if v := pick("sandbox", "SANDBOX"):

@@ -2,7 +2,9 @@
 
 Wakes at once when the API commits a new call (`wake()`); a slow poll covers calls queued by
 other nodes and the pacing windows. Claims are atomic per row (store/queue.py), so several
-nodes can share one PostgreSQL database.
+nodes can share one PostgreSQL database; pacing state lives in the database too
+(store/cluster.py), so the rate per account holds across nodes. The dialer also keeps this node's
+heartbeat and takes over the calls of nodes that stopped beating.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 from ringback.engine.context import EngineContext
 from ringback.engine.notify import add_notification
 from ringback.engine.outbound import CallSpec, run_outbound
-from ringback.store import queue
+from ringback.store import cluster, queue
 from ringback.store.models import Account
 
 log = logging.getLogger("ringback.dialer")
@@ -27,7 +29,10 @@ BATCH = 64
 
 
 class Pacer:
-    """Calls per second per account: a token bucket with a burst of one second's worth."""
+    """Calls per second per account: a token bucket with a burst of one second's worth.
+
+    Times are wall-clock seconds: the bucket state is shared with other nodes through the database.
+    """
 
     def __init__(self, cps: float) -> None:
         self.interval = 1.0 / cps if cps > 0 else 0.0
@@ -41,6 +46,13 @@ class Pacer:
         floor = now - (self.burst - 1) * self.interval
         self._next[account] = max(self._next.get(account, floor), floor) + self.interval
 
+    def next_at(self, account: str) -> float:
+        return self._next.get(account, 0.0)
+
+    def load(self, buckets: dict[str, float]) -> None:
+        """Adopt the shared state (the database is the authority; other nodes may have dialled)."""
+        self._next.update(buckets)
+
     def copy(self) -> Pacer:
         clone = Pacer.__new__(Pacer)
         clone.interval, clone.burst, clone._next = self.interval, self.burst, dict(self._next)
@@ -53,12 +65,14 @@ class Pacer:
 
 
 class Dialer:
-    def __init__(self, ctx: EngineContext, *, cps: float) -> None:
+    def __init__(self, ctx: EngineContext, *, cps: float, dead_after: float = 30.0) -> None:
         self.ctx = ctx
         self.pacer = Pacer(cps)
+        self.dead_after = dead_after
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._tokens: dict[str, str] = {}
 
     def wake(self, *_: object) -> None:
@@ -66,32 +80,61 @@ class Dialer:
 
     async def start(self) -> None:
         await self.recover()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="dialer")
+        await self.ctx.db(lambda s: cluster.heartbeat(s, self.ctx.node_id))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="dialer")
+        if self.dead_after > 0:
+            self._watch = loop.create_task(self._watch_nodes(), name="node-watch")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        for task in (self._task, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def recover(self) -> None:
         """Calls this node left behind in a crash: requeue the undialled, finalise the dialled."""
-
-        def work(s: Session) -> tuple[int, int]:
-            requeued, dead = queue.recover(s, self.ctx.node_id)
-            for call in dead:
-                queue.crash_finalize(s, call)
-                add_notification(
-                    s, call.account_sid, call.sid, 12400,
-                    "Internal failure: the call was live when ringback stopped; it was not redialled",
-                )
-            return requeued, len(dead)
-
-        requeued, finalised = await self.ctx.db(work)
+        requeued, finalised = await self.ctx.db(lambda s: _take_over(s, self.ctx.node_id))
         if requeued or finalised:
             log.warning("recovered after restart: %d calls requeued, %d finalised", requeued, finalised)
+            self._wake.set()
+
+    async def _watch_nodes(self) -> None:
+        """Heartbeat, and take over the calls of nodes silent for longer than dead_after."""
+        beat = max(0.05, self.dead_after / 5)
+        while not self._stopping:
+            await asyncio.sleep(beat)
+            try:
+                await self.check_nodes()
+            except Exception:
+                log.exception("node watch failed")
+
+    async def check_nodes(self) -> list[str]:
+        """One round of the watch: this node's heartbeat, then any takeover. Returns nodes taken over."""
+        node = self.ctx.node_id
+        silent_since = queue.stale_cutoff(self.dead_after)
+
+        def work(s: Session) -> tuple[bool, list[tuple[str, int, int]]]:
+            alive = cluster.heartbeat(s, node)
+            taken = []
+            for dead in cluster.dead_nodes(s, node, silent_since):
+                requeued, finalised = _take_over(s, dead)
+                cluster.forget_node(s, dead)
+                taken.append((dead, requeued, finalised))
+            return alive, taken
+
+        alive, taken = await self.ctx.db(work)
+        if not alive:
+            log.error("this node's heartbeat row was gone: other nodes took it for dead and took its calls over")
+        for dead, requeued, finalised in taken:
+            log.warning("node %s silent for %.0f s: took over its calls (%d requeued, %d finalised)",
+                        dead, self.dead_after, requeued, finalised)
+        if any(requeued for _, requeued, _ in taken):
+            self._wake.set()
+        return [dead for dead, _, _ in taken]
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -104,13 +147,13 @@ class Dialer:
                 await asyncio.sleep(POLL_SECONDS)
             if started >= BATCH:
                 continue
-            _, next_at = self.pacer.blocked(time.monotonic())
-            wait = POLL_SECONDS if next_at is None else min(POLL_SECONDS, max(0.0, next_at - time.monotonic()))
+            _, next_at = self.pacer.blocked(time.time())
+            wait = POLL_SECONDS if next_at is None else min(POLL_SECONDS, max(0.0, next_at - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def _claim_and_start(self) -> int:
-        now = time.monotonic()
+        now = time.time()
         paced, _ = self.pacer.blocked(now)
         node = self.ctx.node_id
         tokens = self._tokens
@@ -121,13 +164,23 @@ class Dialer:
             # and keep it only once the claims have committed.
             pacer = result["pacer"] = self.pacer.copy()
             specs: list[CallSpec] = []
-            for sid, account in queue.queued_candidates(s, BATCH, skip_accounts=paced):
+            candidates = queue.queued_candidates(s, BATCH, skip_accounts=paced)
+            # Unpaced (cps 0) needs no shared state; otherwise hold the accounts' buckets in this
+            # transaction, and leave out accounts another node is claiming for right now.
+            held = cluster.hold_buckets(s, (a for _, a in candidates)) if pacer.interval else None
+            if held is not None:
+                pacer.load(held)
+            taken: set[str] = set()
+            for sid, account in candidates:
+                if held is not None and account not in held:
+                    continue
                 if not pacer.allowed(account, now):
                     continue
                 row = queue.claim_row(s, sid, node)
                 if row is None:
                     continue
                 pacer.take(account, now)
+                taken.add(account)
                 token = tokens.get(account)
                 if token is None:
                     acct = s.get(Account, account)
@@ -142,6 +195,8 @@ class Dialer:
                         flags=flags,
                     )
                 )
+            if held is not None:
+                cluster.store_buckets(s, {a: pacer.next_at(a) for a in taken})
             return specs
 
         specs = await self.ctx.db(work)
@@ -149,3 +204,15 @@ class Dialer:
         for spec in specs:
             self.ctx.spawn(run_outbound(self.ctx, spec), name=f"call-{spec.sid}")
         return len(specs)
+
+
+def _take_over(s: Session, node_id: str) -> tuple[int, int]:
+    """Requeue the calls `node_id` claimed but never dialled; finalise those it had dialled."""
+    requeued, dead = queue.recover(s, node_id)
+    for call in dead:
+        queue.crash_finalize(s, call)
+        add_notification(
+            s, call.account_sid, call.sid, 12400,
+            "Internal failure: the call was live when its ringback node stopped; it was not redialled",
+        )
+    return requeued, len(dead)

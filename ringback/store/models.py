@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     Index,
     Integer,
     String,
@@ -292,3 +293,26 @@ class Count(Base):
     dim: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(32), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DialPacing(Base):
+    """Per-account token bucket shared by every node (DESIGN: pacing holds across nodes).
+
+    next_at is wall-clock epoch seconds (nodes keep their clocks in step with NTP): the moment
+    the account's next call may be claimed, one interval per call, with a burst allowance.
+    """
+
+    __tablename__ = "dial_pacing"
+
+    account_sid: Mapped[str] = mapped_column(SID, primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Node(Base):
+    """A live engine node's heartbeat; a node silent too long is dead and its calls are taken over."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
