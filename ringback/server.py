@@ -259,9 +259,9 @@ class RingbackServer:
             self._control_udp.close()
         if self.control_sender is not None:
             self.control_sender.close()
-        if self.ctx is not None and self.ctx.http_transport is not None:
+        if self.ctx is not None and self.ctx.http_client is not None:
             with contextlib.suppress(Exception):
-                await self.ctx.http_transport.aclose()
+                await self.ctx.http_client.aclose()
         for closer in (self.ua, self.sandbox, self.media):
             if closer is not None:
                 with contextlib.suppress(Exception):

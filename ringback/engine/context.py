@@ -32,28 +32,32 @@ class EngineContext:
     node_id: str
     fetch_policy: Any = None  # ringback.engine.webhooks.FetchPolicy
     conferences: Any = None  # ringback.engine.conference.Conferences
-    # One connection pool for every app request of every call (each call keeps its own cookies).
-    http_transport: Any = None
+    # One HTTP client and connection pool for every app request of every call (each call keeps its
+    # own cookies in its AppClient).
+    http_client: Any = None
 
     def app_client(self, account_sid: str, auth_token: str) -> Any:
         """The web client for one call's requests to its app (ringback.engine.webhooks.AppClient)."""
         from ringback.engine.webhooks import AppClient
 
-        if self.http_transport is None:
+        if self.http_client is None:
             import httpx
+
+            from ringback.engine.http_gate import GatedTransport
+            from ringback.engine.webhooks import shared_client
 
             # Few idle keep-alive connections: httpcore's pool walks every connection it holds (a
             # poll() syscall for each idle one) each time a request starts or ends, so 64 idle
             # connections cost more CPU per app request than the request itself. Open connections
             # still grow to max_connections when that many requests are in flight.
-            self.http_transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=512,
-                                                                               max_keepalive_connections=8))
+            pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=512, max_keepalive_connections=8))
+            self.http_client = shared_client(GatedTransport(pool))
             # httpx logs every request at INFO: a log line per app request is most of the cost of
             # a short call's logging. Kept when the operator asked for verbose (DEBUG) logs.
             httpx_log = logging.getLogger("httpx")
             if httpx_log.level == logging.NOTSET and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
                 httpx_log.setLevel(logging.WARNING)
-        return AppClient(account_sid, auth_token, fetch_policy=self.fetch_policy, transport=self.http_transport)
+        return AppClient(account_sid, auth_token, fetch_policy=self.fetch_policy, client=self.http_client)
     # Live calls by CallSid: the running session objects (for live redirect, conference control).
     live: dict[str, Any] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import http.cookiejar
 import ipaddress
 import re
 import socket
 import ssl
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -359,9 +361,37 @@ def _default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """The shared client's own jar keeps nothing: cookies belong to one call (AppClient._jar)."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+
+def shared_client(
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 15.0,
+    verify: bool | ssl.SSLContext = True,
+) -> httpx.AsyncClient:
+    """One HTTP client for many calls' app requests. Building an httpx client per call cost more
+    CPU than the call's request itself; the per-call state (cookies) lives in each AppClient."""
+    client = httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+        verify=_default_ssl_context() if verify is True else verify,
+        headers={"User-Agent": USER_AGENT},
+    )
+    client.cookies.jar.set_policy(_NoCookies())
+    return client
+
+
 class AppClient:
-    """One per call: owns the call's cookie jar; shares the GET cache and,
-    optionally, a connection pool (`transport`) with other calls."""
+    """One per call: owns the call's cookie jar; shares the GET cache and, optionally, an HTTP
+    client (`client`, see shared_client) with other calls."""
 
     def __init__(
         self,
@@ -374,7 +404,7 @@ class AppClient:
         max_bytes: int = 16 * 1024 * 1024,
         max_redirects: int = MAX_REDIRECTS,
         cache: ResponseCache | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.AsyncClient | None = None,
         verify: bool = True,
     ) -> None:
         self.account_sid = account_sid
@@ -383,24 +413,18 @@ class AppClient:
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self.cache = SHARED_CACHE if cache is None else cache
-        self._owns_transport = transport is None
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,
-            verify=_default_ssl_context() if verify is True else verify,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self._owns_client = client is None
+        self._http = client or shared_client(connect_timeout=connect_timeout, read_timeout=read_timeout, verify=verify)
+        # Twilio kept cookies for the length of a call: this call's jar, applied per hop below.
+        self._jar = httpx.Cookies()
 
     @property
     def cookies(self) -> httpx.Cookies:
-        return self._http.cookies
+        return self._jar
 
     async def aclose(self) -> None:
-        # A shared transport belongs to whoever created it.
-        if self._owns_transport:
+        # A shared client belongs to whoever created it.
+        if self._owns_client:
             await self._http.aclose()
 
     async def __aenter__(self) -> AppClient:
@@ -498,11 +522,13 @@ class AppClient:
         request = self._http.build_request(
             method, public, headers=headers, data=form if method == "POST" else None
         )
+        self._jar.set_cookie_header(request)
         auth: httpx.Auth | None = None
         if split.username is not None:
             auth = _ChallengeAuth(parsed.username, parsed.password)
         try:
             response = await self._http.send(request, auth=auth, stream=True)
+            self._jar.extract_cookies(response)
             try:
                 body = await self._read_capped(response, cap)
             finally:

@@ -5,11 +5,20 @@ import base64
 import hashlib
 import re
 
+import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ringback.engine.webhooks import AppClient, FetchPolicy, ResponseCache, classify, with_query
+from ringback.engine.http_gate import GatedTransport
+from ringback.engine.webhooks import (
+    AppClient,
+    FetchPolicy,
+    ResponseCache,
+    classify,
+    shared_client,
+    with_query,
+)
 from ringback.twiml.testapp import AppServer, free_socket
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -78,6 +87,55 @@ async def test_cookies_kept_per_call_not_across_calls(app_server: AppServer) -> 
         await c2.fetch(app_server.url("/c"), "POST", {})
     cookies = [s.headers.get("cookie") for s in app_server.seen]
     assert cookies == [None, "n=1", None]
+
+
+async def test_calls_sharing_one_http_client_keep_their_own_cookies(app_server: AppServer) -> None:
+    """The engine shares one httpx client among calls: a cookie set for one call never reaches another."""
+
+    @app_server.route("/c")
+    async def _(r: Request) -> Response:
+        resp = xml()
+        resp.set_cookie("who", r.query_params["who"])
+        return resp
+
+    shared = shared_client(GatedTransport(httpx.AsyncHTTPTransport()))
+    try:
+        c1, c2 = client(client=shared), client(client=shared)
+        await c1.fetch(app_server.url("/c"), "GET", {"who": "one"})
+        await c2.fetch(app_server.url("/c"), "GET", {"who": "two"})
+        await c1.fetch(app_server.url("/c"), "GET", {"who": "one"})
+        await c2.fetch(app_server.url("/c"), "GET", {"who": "two"})
+        await c1.aclose()  # leaves the shared client open for the other calls
+        await c2.fetch(app_server.url("/c"), "GET", {"who": "two"})
+    finally:
+        await shared.aclose()
+    assert [s.headers.get("cookie") for s in app_server.seen] == [None, None, "who=one", "who=two", "who=two"]
+    assert not shared.cookies
+
+
+async def test_requests_beyond_the_per_origin_cap_wait_their_turn_and_all_complete(app_server: AppServer) -> None:
+    inside = 0
+    most = 0
+
+    @app_server.route("/slow")
+    async def _(r: Request) -> Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.05)
+        inside -= 1
+        return xml()
+
+    gate = GatedTransport(httpx.AsyncHTTPTransport(), per_origin=4)
+    shared = shared_client(gate)
+    try:
+        results = await asyncio.gather(*(client(client=shared).fetch(app_server.url("/slow"), "POST", {})
+                                         for _ in range(20)))
+    finally:
+        await shared.aclose()
+    assert all(r.error is None and r.status == 200 for r in results)
+    assert most == 4  # never more than the cap at the app at once, and the cap was used
+    assert gate.in_flight() == 0  # every slot came back once the bodies were read
 
 
 @pytest.mark.parametrize("code", [301, 302])
