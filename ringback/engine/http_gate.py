@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-PER_ORIGIN = 128
+# As many as the pool may open (context.py): an app slow to answer still gets up to 512 calls'
+# requests at once, as before the gate; beyond that they queue here, not in the pool.
+PER_ORIGIN = 512
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
