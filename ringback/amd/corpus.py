@@ -22,7 +22,7 @@ SR = 8000
 SEED = 20080801
 RECIPE_VERSION = 1
 Truth = Literal["human", "machine", "silence", "fax"]
-Split = Literal["tune", "heldout", "fresh"]
+Split = Literal["tune", "heldout", "fresh", "fresh2"]
 
 HUMAN_PHRASES = [
     "Hello?", "Yeah?", "Hi.", "Hello.", "Yes?", "Hi, this is Dana.", "Hello, this is Mark.",
@@ -76,6 +76,19 @@ FRESH_NOISES = ["none", "hiss", "crackle", "street"]
 FRESH_BEEPS = [450.0, 750.0, 1050.0, 1550.0, 1850.0, 2250.0]
 FRESH_RATES = (115, 250)  # words per minute; the earlier splits used 130-229
 FRESH_PITCHES = (10, 95)  # espeak 0-100; the earlier splits used 25-79
+
+# A third held-out split, defined after the second round of tuning (on ``tune`` only) and before
+# any detector was run on it. Nothing in it appears in an earlier split: espeak variants never used
+# before, speaking rates and pitches outside every earlier range (so both ends of each), noise kinds
+# and beep frequencies never used, and its own seed. Same phrases, counts and clip recipes.
+FRESH2_SEED = 20261128
+FRESH2_VOICES = [("en-us", "Mike"), ("en-gb", "steph"), ("en-us", "klatt5"), ("en-029", "Lee"),
+                 ("en-gb-x-rp", "edward"), ("en-us-nyc", "shelby"), ("en-gb-scotland", "travis"),
+                 ("en-us", "quincy")]
+FRESH2_NOISES = ["hvac", "gsm-buzz", "rain"]
+FRESH2_BEEPS = [380.0, 600.0, 880.0, 1300.0, 1600.0, 2150.0]
+FRESH2_RATE_BANDS = ((100, 115), (251, 291))  # wpm, half-open; the earlier splits used 115-249
+FRESH2_PITCH_BANDS = ((0, 10), (95, 101))  # the earlier splits used 10-94
 
 
 @dataclass
@@ -181,6 +194,28 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
         spec /= np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
         t = np.arange(n) / SR
         x = np.fft.irfft(spec, n) * (1.0 + 0.7 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3)))
+    elif kind == "hvac":
+        # Air conditioning: low rumble (white noise through a one-pole low-pass near 200 Hz).
+        w = rng.standard_normal(n)
+        x = np.zeros(n)
+        acc = 0.0
+        a = np.exp(-2 * np.pi * 200.0 / SR)
+        for i in range(n):  # a few seconds of audio: a plain loop is fast enough here
+            acc = a * acc + (1 - a) * w[i]
+            x[i] = acc
+    elif kind == "gsm-buzz":
+        # A mobile phone near the line: 217 Hz bursts of buzz (TDMA frames), over a faint hiss.
+        t = np.arange(n) / SR
+        gate = (np.mod(t * 217.0, 1.0) < 0.125).astype(np.float64)
+        x = gate * np.sign(np.sin(2 * np.pi * 1733.0 * t)) + 0.1 * rng.standard_normal(n)
+    elif kind == "rain":
+        # Rain on a window: dense random drops, each a short decaying burst.
+        x = 0.05 * rng.standard_normal(n)
+        drops = np.flatnonzero(rng.random(n) < 0.01)
+        decay = np.exp(-np.arange(40) / 8.0)
+        for d in drops:
+            m = min(40, n - d)
+            x[d : d + m] += rng.standard_normal() * decay[:m]
     elif kind == "babble":
         # Distant chatter: several far voices summed, quiet and continuous.
         parts = []
@@ -210,15 +245,25 @@ class _Builder:
         self.noises = HELD_NOISES if held else TUNE_NOISES
         self.beeps = HELD_BEEPS if held else TUNE_BEEPS
         self.rates, self.pitches = (130, 230), (25, 80)
+        self.rate_bands: tuple[tuple[int, int], ...] | None = None
+        self.pitch_bands: tuple[tuple[int, int], ...] | None = None
         if split == "fresh":
             self.voices, self.noises, self.beeps = FRESH_VOICES, FRESH_NOISES, FRESH_BEEPS
             self.rates, self.pitches = FRESH_RATES, FRESH_PITCHES
+        if split == "fresh2":
+            self.voices, self.noises, self.beeps = FRESH2_VOICES, FRESH2_NOISES, FRESH2_BEEPS
+            self.rate_bands, self.pitch_bands = FRESH2_RATE_BANDS, FRESH2_PITCH_BANDS
 
     def pick(self, seq: list) -> object:  # type: ignore[type-arg]
         return seq[int(self.rng.integers(len(seq)))]
 
     def voice_args(self) -> tuple[tuple[str, str], int, int, float]:
         r = self.rng
+        if self.rate_bands is not None and self.pitch_bands is not None:
+            # fresh2 only (the other splits keep their exact random draws): a band, then a value.
+            rate = int(r.integers(*self.rate_bands[int(r.integers(len(self.rate_bands)))]))
+            pitch = int(r.integers(*self.pitch_bands[int(r.integers(len(self.pitch_bands)))]))
+            return self.pick(self.voices), rate, pitch, float(r.uniform(-32, -10))  # type: ignore[return-value]
         return (self.pick(self.voices), int(r.integers(*self.rates)), int(r.integers(*self.pitches)),  # type: ignore[return-value]
                 float(r.uniform(-32, -10)))
 
@@ -289,7 +334,8 @@ class _Builder:
         return self.finish(f"fax{i:03d}", "fax", kind, x, 2.0)
 
 
-COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5), "fresh": (60, 45, 10, 5, 5)}
+COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5), "fresh": (60, 45, 10, 5, 5),
+          "fresh2": (60, 45, 10, 5, 5)}
 # (human, machine, carrier, silence, fax)
 
 
@@ -307,10 +353,10 @@ def build(seed: int = SEED) -> list[Clip]:
     return clips
 
 
-def build_fresh(seed: int = FRESH_SEED) -> list[Clip]:
-    """The fresh held-out split (about 125 clips); build it in its own process (see above)."""
-    b = _Builder("fresh", np.random.default_rng([seed, 2]))
-    nh, nm, nc, ns, nf = COUNTS["fresh"]
+def build_fresh(seed: int = FRESH_SEED, split: Split = "fresh", stream: int = 2) -> list[Clip]:
+    """A fresh held-out split (about 125 clips); build it in its own process (see above)."""
+    b = _Builder(split, np.random.default_rng([seed, stream]))
+    nh, nm, nc, ns, nf = COUNTS[split]
     clips = [b.human(i) for i in range(nh)]
     clips += [b.machine(i) for i in range(nm)]
     clips += [b.machine(nm + i, carrier=True) for i in range(nc)]
@@ -334,23 +380,39 @@ def load(path: Path) -> list[Clip]:
     return [Clip(pcm=audio[f"c{i}"], **m) for i, m in enumerate(meta["clips"])]
 
 
-def load_or_build(path: Path, fresh: bool = False) -> list[Clip]:
-    """``fresh``: the fresh held-out split (its own directory). Build each in a fresh process:
+def build_fresh2(seed: int = FRESH2_SEED) -> list[Clip]:
+    """The third held-out split (about 125 clips); build it in its own process (see above)."""
+    return build_fresh(seed, "fresh2", 3)
+
+
+def _build_which(which: str) -> tuple[list[Clip], int]:
+    if which == "fresh":
+        return build_fresh(), FRESH_SEED
+    if which == "fresh2":
+        return build_fresh2(), FRESH2_SEED
+    return build(), SEED
+
+
+def load_or_build(path: Path, fresh: bool = False, which: str | None = None) -> list[Clip]:
+    """``which``: "main" (tune + heldout), "fresh" or "fresh2", each in its own directory
+    (``fresh=True`` is the older spelling of which="fresh"). Build each in a fresh process:
     espeak-ng's output depends on what it synthesised before."""
     try:
         return load(path)
     except (FileNotFoundError, ValueError, KeyError):
-        clips = build_fresh() if fresh else build()
-        save(clips, path, FRESH_SEED if fresh else SEED)
+        clips, seed = _build_which(which or ("fresh" if fresh else "main"))
+        save(clips, path, seed)
         return clips
 
 
 if __name__ == "__main__":
     import sys
 
-    fresh = "--fresh" in sys.argv
-    args = [a for a in sys.argv[1:] if a != "--fresh"]
-    out = Path(args[0] if args else ("bench/out/amd_corpus_fresh" if fresh else "bench/out/amd_corpus"))
-    cs = build_fresh() if fresh else build()
-    save(cs, out, FRESH_SEED if fresh else SEED)
+    which = "fresh2" if "--fresh2" in sys.argv else "fresh" if "--fresh" in sys.argv else "main"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    default = {"main": "bench/out/amd_corpus", "fresh": "bench/out/amd_corpus_fresh",
+               "fresh2": "bench/out/amd_corpus_fresh2"}[which]
+    out = Path(args[0] if args else default)
+    cs, seed = _build_which(which)
+    save(cs, out, seed)
     print(f"{len(cs)} clips -> {out}")

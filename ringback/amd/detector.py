@@ -14,6 +14,8 @@ Usage (one call)::
 ``DetectorBank`` feeds many calls' frames in one numpy pass per tick (the shared media clock).
 
 How it decides (every number is an ``AmdParams`` field):
+- Features (``features.frame_features``): the spectrum only for frames loud enough to be a tone or
+  speech (``spectral_floor``); the quiet rest of a call costs no FFT.
 - Voice activity: frame level above an absolute floor and ``vad_snr_db`` above a minimum-statistics
   noise floor; frames of a sounding tone (two or more frames holding one frequency) or of a dual
   tone (two frames in a row) are not speech; runs shorter than ``min_speech_run_ms`` are ignored
@@ -23,8 +25,10 @@ How it decides (every number is an ``AmdParams`` field):
   ``human_long_silence_ms``, up to ``human_max_speech_ms``), and the long one after any pause
   between sentences. Machines read sentences and talk on: two sentence pauses
   (``sentence_pause_ms``..``utterance_gap_ms``) in the first utterance, one plus
-  ``machine_sentence_speech_ms`` of speech, ``machine_speech_ms`` of speech, an utterance of
-  ``machine_utterance_ms``, more than ``max_words`` words, a SIT sequence, or a beep -> machine.
+  ``machine_sentence_speech_ms`` of speech, ``machine_syllables`` syllable nuclei (how much was
+  said, whatever the speaking rate, so slow speakers are not judged by the clock), the backstops
+  ``machine_speech_ms`` of speech or an utterance of ``machine_utterance_ms``, more than
+  ``max_words`` words, a SIT sequence, or a beep -> machine.
   No verdict from silence while a tone sounds or awaits confirmation (a late beep wins).
   Nothing heard for ``initial_silence_ms`` -> unknown; budget ``total_analysis_ms``.
 - Beeps (``beep.BeepTracker``): one pure, flat peak that holds its frequency frame to frame
@@ -50,6 +54,45 @@ _FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5
 _HZ_SLACK = 10.0  # frequency estimates at the band edges wobble by a few Hz
 _SEARCH_MARGIN = 50.0  # look for the peak a little beyond the beep band
 TONE_MIN_PURITY2 = 0.93  # two strongest peaks holding this share of energy: a (dual) tone, not speech
+
+
+def spectral_floor(p: AmdParams) -> float:
+    """Below this level a frame can be neither a tone nor speech, so it needs no spectrum."""
+    return min(p.beep_min_dbfs, p.vad_min_dbfs)
+
+
+class SyllableCounter:
+    """Counts syllable nuclei: peaks of the (2-frame smoothed) level inside speech that stand out
+    by ``dip_db`` from the dips on both sides (hysteresis, online). Counting syllables instead of
+    voiced milliseconds measures how much was *said*, whatever the speaking rate: a slow
+    "Good morning, Acme Dental, this is Sam speaking." is as many syllables as a fast one."""
+
+    __slots__ = ("_dip", "_prev", "_rising", "_max", "_min", "count")
+
+    def __init__(self, dip_db: float) -> None:
+        self._dip = dip_db
+        self._prev = -200.0
+        self._rising = True
+        self._max = -200.0
+        self._min = 200.0
+        self.count = 0
+
+    def step(self, level: float, speech: bool) -> None:
+        sm = 0.5 * (level + self._prev)
+        self._prev = level
+        if not speech:
+            # A pause ends any syllable: the next one needs its own rise.
+            self._rising, self._max = True, -200.0
+        elif self._rising:
+            if sm > self._max:
+                self._max = sm
+            elif sm < self._max - self._dip:
+                self.count += 1
+                self._rising, self._min = False, sm
+        elif sm < self._min:
+            self._min = sm
+        elif sm > self._min + self._dip:
+            self._rising, self._max = True, sm
 
 
 class Detector:
@@ -78,6 +121,7 @@ class Detector:
         self.utterances = 0
         self.sentence_pauses = 0  # pauses between sentences inside the first utterance
         self._prev_dual = False
+        self._syl = SyllableCounter(p.syllable_dip_db)
         self._loud_run = 0
         self._sound_end_ms = -(1 << 30)  # end of the last non-tone sound (two loud frames or more)
         self.segments: list[list[int]] = []  # [start_ms, end_ms] of each speech run (end -1 while open)
@@ -93,7 +137,8 @@ class Detector:
         """Analyse the next 20 ms (int16, 160 samples). Returns a new event, if any."""
         cur = np.asarray(frame, dtype=np.int16).reshape(1, FRAME_SAMPLES)
         f = frame_features(
-            self._prev, cur, self.params.beep_min_hz - _SEARCH_MARGIN, self.params.beep_max_hz + _SEARCH_MARGIN
+            self._prev, cur, self.params.beep_min_hz - _SEARCH_MARGIN, self.params.beep_max_hz + _SEARCH_MARGIN,
+            spectral_floor(self.params),
         )
         self._prev = cur
         self.step(float(f.level_db[0]), float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
@@ -190,6 +235,7 @@ class Detector:
                     self._in_speech = False
                     self.last_speech_end_ms = now - self._gap * FRAME_MS
                     self.segments[-1][1] = self.last_speech_end_ms
+        self._syl.step(level, self._in_speech)
         beep = bt.confirm(t, self._loud_run)
         silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
 
@@ -203,6 +249,8 @@ class Detector:
                     self._decide("unknown", "initial-silence")
             elif self.voiced_ms >= p.machine_speech_ms:
                 self._decide("machine", "long-speech")
+            elif self._syl.count >= p.machine_syllables > 0:
+                self._decide("machine", "syllables")
             elif self._in_speech and now - self._utt_start_ms >= p.machine_utterance_ms:
                 self._decide("machine", "long-utterance")
             elif self.words > p.max_words:
@@ -264,7 +312,8 @@ class DetectorBank:
     """Many calls' detectors fed together: one numpy pass for the features of all of them.
 
     ``feed(detectors, frames)``: ``frames`` is (N, 160) int16 (row i for ``detectors[i]``); returns
-    the new events as (index, event) pairs. All detectors must share beep_min_hz/beep_max_hz.
+    the new events as (index, event) pairs. All detectors must share beep_min_hz/beep_max_hz,
+    beep_min_dbfs and vad_min_dbfs (the band searched and the level below which no FFT is done).
     """
 
     def feed(self, detectors: list[Detector], frames: np.ndarray) -> list[tuple[int, AmdEvent]]:
@@ -274,7 +323,7 @@ class DetectorBank:
         prev = np.concatenate([d._prev for d in detectors], axis=0)
         p0 = detectors[0].params
         f: FrameFeatures = frame_features(
-            prev, frames, p0.beep_min_hz - _SEARCH_MARGIN, p0.beep_max_hz + _SEARCH_MARGIN
+            prev, frames, p0.beep_min_hz - _SEARCH_MARGIN, p0.beep_max_hz + _SEARCH_MARGIN, spectral_floor(p0)
         )
         out: list[tuple[int, AmdEvent]] = []
         cols = zip(

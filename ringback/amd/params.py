@@ -48,8 +48,9 @@ class AmdParams:
     """Silence that proves a person after longer speech, or after any sentence pause (a business
     greeting). Greetings pause under 0.7 s between sentences, and a beep comes at most ~1.2 s
     after the greeting: waiting this long lets a late beep still win over "silence -> person"."""
-    human_max_speech_ms: int = 2800
-    """Voiced time after which silence no longer proves a person (then only the time budget decides)."""
+    human_max_speech_ms: int = 3600
+    """Voiced time after which silence no longer proves a person (then only the time budget decides).
+    Above the slowest long answer's voiced time; machine_syllables catches long greetings sooner."""
     utterance_gap_ms: int = 900
     """A pause this long ends an utterance (a new one starts with the next speech)."""
     sentence_pause_ms: int = 260
@@ -59,10 +60,18 @@ class AmdParams:
     """This many sentence pauses in the first utterance (three sentences) -> machine."""
     machine_sentence_speech_ms: int = 2000
     """With a sentence pause, this much voiced time -> machine ("Hi, it's Kate. Leave a message.")."""
-    machine_speech_ms: int = 2800
-    """Voiced time since answer at or above which it is a machine (longest people's answers ~2.7 s)."""
-    machine_utterance_ms: int = 3800
-    """One utterance (pauses under utterance_gap_ms) this long from its start -> machine."""
+    machine_speech_ms: int = 4000
+    """Voiced time since answer at or above which it is a machine. A backstop only: a slow speaker's
+    longest answer takes ~3.4 s of voice, so counting syllables (machine_syllables) decides long
+    greetings at any rate, and this catches speech whose syllables do not stand out."""
+    machine_utterance_ms: int = 5000
+    """One utterance (pauses under utterance_gap_ms) this long from its start -> machine. Also a
+    backstop above a slow speaker's longest answer (~4 s from first to last word)."""
+    machine_syllables: int = 15
+    """This many syllable nuclei since answer -> machine, at any speaking rate (people's answers
+    are at most ~13 syllables: "Good morning, Acme Dental, this is Sam speaking"). 0 turns it off."""
+    syllable_dip_db: float = 4.0
+    """How far the level must fall from a peak, and rise from a dip, for a new syllable nucleus."""
     max_words: int = 12
     """More word-like speech bursts than this before a human verdict -> machine."""
     word_gap_ms: int = 160

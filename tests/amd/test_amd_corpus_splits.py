@@ -1,0 +1,41 @@
+"""The third held-out split (fresh2) shares no voice, rate, pitch, noise kind or beep frequency with
+the splits the detector was tuned or checked on (no synthesis here: the recipe's constants only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ringback.amd import corpus as C
+
+
+def _rates_and_pitches_before() -> tuple[set[int], set[int]]:
+    rates = set(range(130, 230)) | set(range(*C.FRESH_RATES))  # tune/heldout draw 130..229
+    pitches = set(range(25, 80)) | set(range(*C.FRESH_PITCHES))
+    return rates, pitches
+
+
+def test_fresh2_uses_nothing_from_the_other_splits() -> None:
+    before_voices = set(C.TUNE_VOICES) | set(C.HELD_VOICES) | set(C.FRESH_VOICES)
+    before_variants = {v.lower() for _, v in before_voices}
+    assert not {v.lower() for _, v in C.FRESH2_VOICES} & before_variants
+    assert not set(C.FRESH2_NOISES) & (set(C.TUNE_NOISES) | set(C.HELD_NOISES) | set(C.FRESH_NOISES))
+    assert not set(C.FRESH2_BEEPS) & (set(C.TUNE_BEEPS) | set(C.HELD_BEEPS) | set(C.FRESH_BEEPS))
+    rates, pitches = _rates_and_pitches_before()
+    assert not {r for lo, hi in C.FRESH2_RATE_BANDS for r in range(lo, hi)} & rates
+    assert not {p for lo, hi in C.FRESH2_PITCH_BANDS for p in range(lo, hi)} & pitches
+    assert C.FRESH2_SEED not in (C.SEED, C.FRESH_SEED)
+
+
+def test_fresh2_beeps_avoid_the_rejected_fax_bands() -> None:
+    # A beep the detector must reject by design would test the recipe, not the detector.
+    for hz in C.FRESH2_BEEPS:
+        assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
+
+
+def test_fresh2_builder_draws_from_its_bands() -> None:
+    b = C._Builder("fresh2", np.random.default_rng([C.FRESH2_SEED, 3]))
+    for _ in range(50):
+        voice, rate, pitch, _lvl = b.voice_args()
+        assert voice in C.FRESH2_VOICES
+        assert any(lo <= rate < hi for lo, hi in C.FRESH2_RATE_BANDS)
+        assert any(lo <= pitch < hi for lo, hi in C.FRESH2_PITCH_BANDS)
