@@ -373,8 +373,13 @@ async def run_get(port: int, args: argparse.Namespace, label: str) -> None:
     pool = Pool(port)
     filters = {"none": "", "Called": "Called=4155550042", "Caller": f"Caller={CALLER}", "Status": "Status=3",
                "StartTime=": "StartTime=2009-03-01", "StartTime>=": "StartTime>=2009-06-01",
-               "StartTime<=": "StartTime<=2009-03-01", "Status+StartTime>=": "Status=5&StartTime>=2009-06-01",
-               "Called+Status": "Called=4155550042&Status=2"}
+               "StartTime<=": "StartTime<=2009-03-01", "StartTime>=&<=": "StartTime>=2009-03-01&StartTime<=2009-05-31",
+               "Status+StartTime>=": "Status=5&StartTime>=2009-06-01",
+               "Status+StartTime<=": "Status=3&StartTime<=2009-03-01", "Status+StartTime=": "Status=2&StartTime=2009-04-01",
+               "Called+Status": "Called=4155550042&Status=2", "Called+StartTime<=": "Called=4155550042&StartTime<=2009-06-01",
+               "Caller+Status": f"Caller={CALLER}&Status=3", "Caller+StartTime<=": f"Caller={CALLER}&StartTime<=2009-03-01",
+               "Caller+Called": f"Caller={CALLER}&Called=4155550042",
+               "Caller+Status+StartTime>=": f"Caller={CALLER}&Status=3&StartTime>=2009-06-01"}
     try:
         for name, q in filters.items():
             lat: list[float] = []
@@ -388,17 +393,25 @@ async def run_get(port: int, args: argparse.Namespace, label: str) -> None:
                     assert status == 200, body[:300]
                     if rep == 0 and page == 0:
                         total = body.split(b'total="', 1)[1].split(b'"', 1)[0].decode()
-            print(f"[{label}] GET /Calls first 20 pages x{args.reps}, {name:<19} total {total:>7}: "
+            print(f"[{label}] GET /Calls first 20 pages x{args.reps}, {name:<25} total {total:>7}: "
                   f"p50 {pct(lat, 50):6.2f} ms p99 {pct(lat, 99):6.2f} ms", flush=True)
-        for q in ("", "Status=3&"):
-            lat = []
-            for page in (1000, 5000, 10000, 18000):
-                raw = build("GET", f"{big}?{q}page={page}", (BIG, TOKEN))
-                t = time.perf_counter()
-                status, _ = await pool.request(raw)
-                lat.append(time.perf_counter() - t)
-            print(f"[{label}] GET /Calls deep pages 1000/5000/10000/18000 {q or 'no filter'}: "
-                  + " ".join(f"{x * 1000:.0f}" for x in lat) + " ms (OFFSET paging)", flush=True)
+        for q in ("", "Status=3&", "StartTime<=2009-03-01&", f"Caller={CALLER}&Status=3&"):
+            # Pages at fixed fractions of the list (the middle is the costliest to reach), median of reps.
+            _, body = await pool.request(build("GET", f"{big}?{q}page=0", (BIG, TOKEN)))
+            numpages = int(body.split(b'numpages="', 1)[1].split(b'"', 1)[0])
+            pages = [int(numpages * x) for x in (0.05, 0.25, 0.5, 0.75, 0.95)] + [numpages - 1]
+            cells = []
+            for page in pages:
+                lat = []
+                for _ in range(args.reps):
+                    raw = build("GET", f"{big}?{q}page={page}", (BIG, TOKEN))
+                    t = time.perf_counter()
+                    status, _ = await pool.request(raw)
+                    lat.append(time.perf_counter() - t)
+                    assert status == 200
+                cells.append(f"{page}:{statistics.median(lat) * 1000:.0f}")
+            print(f"[{label}] GET /Calls deep pages (page:ms, median of {args.reps}) {q or 'no filter'}: "
+                  + " ".join(cells), flush=True)
     finally:
         pool.close()
 

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from .. import numbers
 from ..sids import CALL, new_sid
+from ..store import listing
+from ..store.listing import CallFilter
 from ..store.models import (
     FLAG_API,
     LIVE_STATES,
     STATUS_QUEUED,
     Call,
     CallerId,
-    Count,
     IncomingNumber,
     Notification,
     Recording,
     utcnow,
 )
 from ..store.records import LOG_WARNING, create_notification
-from .context import ApiHooks, Ctx, Reply, page_of
+from .context import ApiHooks, Ctx, Reply, list_node, page_of
 from .errors import bad, not_found
 from .notifications import notification_node
 from .params import Cond, clean, day_range, method, paging, valid_url
@@ -183,102 +183,53 @@ async def create(ctx: Ctx) -> Reply:
     return Reply(201, call_node(call), headers={"Location": location})
 
 
-def _count_from_table(s: Any, account_sid: str, dim: str, value: str) -> int:
-    n = s.scalar(
-        select(Count.n).where(
-            Count.account_sid == account_sid, Count.resource == "calls", Count.dim == dim, Count.value == value
-        )
-    )
-    return int(n or 0)
-
-
-def _day_count(s: Any, account_sid: str, lo: datetime | None, hi: datetime | None) -> int:
-    q = select(func.coalesce(func.sum(Count.n), 0)).where(
-        Count.account_sid == account_sid, Count.resource == "calls", Count.dim == "day"
-    )
-    if lo is not None:
-        q = q.where(Count.value >= lo.date().isoformat())
-    if hi is not None:
-        q = q.where(Count.value < hi.date().isoformat())
-    return int(s.scalar(q) or 0)
-
-
-def _filters(ctx: Ctx) -> tuple[list[Any], list[tuple[str, Any]], bool]:
-    """SQL conditions, the filter dimensions used (for counts), and whether nothing can match."""
-    where: list[Any] = []
-    dims: list[tuple[str, Any]] = []
-    empty = False
+def _filters(ctx: Ctx) -> CallFilter | None:
+    """The list's filters; None when nothing can match (a malformed number, status or date)."""
+    f = CallFilter(ctx.account_sid)
     for c in ctx.query:
         if c.name in ("Called", "Caller") and c.op == "=":
             n = numbers.try_normalize(c.value)
-            if n is None:
-                empty = True
-                continue
-            col = Call.called if c.name == "Called" else Call.caller
-            where.append(col == n)
-            dims.append((c.name.lower(), n))
+            dim = c.name.lower()
+            if n is None or f.eq.get(dim, n) != n:
+                return None
+            f.eq[dim] = n
         elif c.name == "Status" and c.op == "=":
             if not (c.value.isdigit() and len(c.value) == 1 and int(c.value) <= 5):
-                empty = True
-                continue
-            where.append(Call.status == int(c.value))
-            dims.append(("status", c.value))
+                return None
+            if f.eq.get("status", c.value) != c.value:
+                return None
+            f.eq["status"] = c.value
         elif c.name in ("StartTime", "EndTime"):
             try:
                 lo, hi = day_range(c)
             except ValueError:
-                empty = True
-                continue
-            col = Call.start_time if c.name == "StartTime" else Call.end_time
-            if lo is not None:
-                where.append(col >= lo)
-            if hi is not None:
-                where.append(col < hi)
-            dims.append(("day" if c.name == "StartTime" else "endday", (lo, hi)))
-    return where, dims, empty
-
-
-def _by_start_time(s: Any, account_sid: str, lo: datetime | None, hi: datetime | None, matches: int,
-                   offset: int) -> bool:
-    """Whether a StartTime-only list should be read through the StartTime index (range, then sort)
-    rather than by walking the DateUpdated index from the newest row and skipping non-matches.
-
-    Walking costs about the rows newer than the range (StartTime and DateUpdated rise together)
-    plus the offset; the range costs its matches, sorted (weighted 3x). Both come from counts.
-    """
-    newer = _day_count(s, account_sid, hi, None) if hi is not None else 0
-    return 3 * matches < newer + offset
+                return None
+            if c.name == "StartTime":
+                f.started = True
+                if lo is not None:
+                    f.lo = lo if f.lo is None else max(f.lo, lo)
+                if hi is not None:
+                    f.hi = hi if f.hi is None else min(f.hi, hi)
+            else:
+                if lo is not None:
+                    f.extra.append(Call.end_time >= lo)
+                if hi is not None:
+                    f.extra.append(Call.end_time < hi)
+    return f
 
 
 def list_calls(ctx: Ctx) -> Reply:
-    where, dims, empty = _filters(ctx)
-    stmt: Select[Any] = (
-        select(Call)
-        .where(Call.account_sid == ctx.account_sid, Call.parent_sid.is_(None), *where)
-        .order_by(Call.date_updated.desc(), Call.sid.desc())
-    )
-    keys = stmt.with_only_columns(Call.sid)
+    f = _filters(ctx)
+    page, size = paging(ctx.query)
     with ctx.store.session(readonly=True) as s:
-        total: int | None
-        if empty:
-            total = 0
-        elif not dims:
-            total = _count_from_table(s, ctx.account_sid, "all", "")
-        elif len(dims) == 1 and dims[0][0] in ("called", "caller", "status"):
-            total = _count_from_table(s, ctx.account_sid, dims[0][0], dims[0][1])
-        elif all(d == "day" for d, _ in dims):
-            lo = max((v[0] for _, v in dims if v[0] is not None), default=None)
-            hi = min((v[1] for _, v in dims if v[1] is not None), default=None)
-            total = 0 if (lo and hi and lo >= hi) else _day_count(s, ctx.account_sid, lo, hi)
-            page, size = paging(ctx.query)
-            if total and _by_start_time(s, ctx.account_sid, lo, hi, total, page * size):
-                # PostgreSQL weighs this itself from its statistics; SQLite's planner needs telling.
-                keys = keys.with_hint(Call, "INDEXED BY ix_calls_acct_start", "sqlite")
-            else:
-                keys = keys.with_hint(Call, "INDEXED BY ix_calls_acct_updated", "sqlite")
-        else:
-            total = None  # a combination: counted on its index
-        return Reply(doc=page_of(s, ctx, "Calls", stmt, call_node, total=total, key=Call.sid, keys_stmt=keys))
+        if ctx.store.dialect == "postgresql":
+            # The total and the page must come from one snapshot: a page read from the far end of
+            # the list is placed by the total.
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        f = None if f is None else listing.narrowed(s, f)
+        n = 0 if f is None else listing.total(s, f)
+        rows = [] if f is None else listing.page_rows(s, f, page * size, size, n)
+        return Reply(doc=list_node("Calls", rows, call_node, page, size, n))
 
 
 def _own_call(s: Any, ctx: Ctx, sid: str) -> Call:

@@ -96,6 +96,11 @@ def page_of(
             rows = list(session.scalars(stmt.where(key.in_(inner.scalar_subquery()))))
         else:
             rows = list(session.scalars(stmt.limit(size).offset(page * size)))
+    return list_node(plural, rows, shape, page, size, total)
+
+
+def list_node(plural: str, rows: list[Any], shape: Callable[[Any], Node], page: int, size: int, total: int) -> Node:
+    """A list Node of one page's rows with its paging attributes."""
     numpages = (total + size - 1) // size
     start = page * size
     attrs = {

@@ -13,13 +13,27 @@ from sqlalchemy import text
 
 from .db import Store
 
-# (dim, SQLite expression, PostgreSQL expression, only when this column is set)
+_STATUS_SQ, _STATUS_PG = "CAST(status AS TEXT)", "status::text"
+_DAY_SQ, _DAY_PG = "substr(start_time, 1, 10)", "to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+_UDAY_SQ, _UDAY_PG = "substr(date_updated, 1, 10)", "to_char(date_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def _pair(a: str, b: str) -> str:
+    return f"{a} || '|' || {b}"
+
+
+# (dim, SQLite expression, PostgreSQL expression, only when this column is set); the triggers of
+# migrations 0002 and 0004 keep the same dimensions. A pair's value is 'a|b' (PAIR_SEP).
+PAIR_SEP = "|"
 DIMS: tuple[tuple[str, str, str, str | None], ...] = (
     ("all", "''", "''", None),
-    ("status", "CAST(status AS TEXT)", "status::text", None),
+    ("status", _STATUS_SQ, _STATUS_PG, None),
     ("called", "called", "called", None),
     ("caller", "caller", "caller", None),
-    ("day", "substr(start_time, 1, 10)", "to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "start_time"),
+    ("day", _DAY_SQ, _DAY_PG, "start_time"),
+    ("status_day", _pair(_STATUS_SQ, _DAY_SQ), _pair(_STATUS_PG, _DAY_PG), "start_time"),
+    ("uday", _UDAY_SQ, _UDAY_PG, None),
+    ("status_uday", _pair(_STATUS_SQ, _UDAY_SQ), _pair(_STATUS_PG, _UDAY_PG), None),
 )
 
 

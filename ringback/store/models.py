@@ -90,6 +90,11 @@ class Account(Base):
 
 
 _TOP = text("parent_sid IS NULL")
+# A started call whose DateUpdated is before its StartTime or over an hour after it: the rows a
+# StartTime filter cannot find by a bounded DateUpdated window (ringback.store.listing). The
+# texts must match the queries' exactly for the planners to use the partial index.
+LAG_SQLITE = "(date_updated < start_time OR date_updated > datetime(start_time, '+1 hours'))"
+LAG_PG = "(date_updated < start_time OR date_updated - start_time > interval '1 hour')"
 _SEGMENT = text("parent_sid IS NOT NULL")
 
 
@@ -131,19 +136,23 @@ class Call(Base):
         # The engine's queue: oldest queued first (FOR UPDATE SKIP LOCKED on PostgreSQL).
         Index("ix_calls_state_created", "state", "date_created"),
         # Lists show top-level calls only, newest DateUpdated first; one index per filter. Partial
-        # (top-level rows only) and ending in the list order, so a page is read from the index
-        # (migration 0003).
+        # (top-level rows only), in list order, then status and start_time so that a walk filtering
+        # on them reads the index alone (migrations 0003, 0004).
         *(
-            Index(name, *cols, "date_updated", "sid", sqlite_where=_TOP, postgresql_where=_TOP)
+            Index(name, *cols, "date_updated", "sid", *(c for c in ("status", "start_time") if c not in cols),
+                  sqlite_where=_TOP, postgresql_where=_TOP)
             for name, cols in (
                 ("ix_calls_acct_updated", ()),
                 ("ix_calls_acct_called", ("called",)),
                 ("ix_calls_acct_caller", ("caller",)),
                 ("ix_calls_acct_status", ("status",)),
-                ("ix_calls_acct_start", ("start_time",)),
             )
             for cols in [("account_sid", *cols)]
         ),
+        # Started calls updated outside the usual window after StartTime (ringback.store.listing).
+        Index("ix_calls_acct_lag", "account_sid", "date_updated", "sid", "status", "start_time",
+              sqlite_where=text(f"parent_sid IS NULL AND {LAG_SQLITE}"),
+              postgresql_where=text(f"parent_sid IS NULL AND {LAG_PG}")),
         Index("ix_calls_parent", "parent_sid", sqlite_where=_SEGMENT, postgresql_where=_SEGMENT),
     )
 

@@ -10,10 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-# TEMPORARY while 0004 is being written in parallel; made static at merge.
-from pathlib import Path as _P
-
-down_revision = "0004" if any(_P(__file__).parent.glob("0004_*.py")) else "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
