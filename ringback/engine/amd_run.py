@@ -11,15 +11,22 @@ Cost: every call under analysis is fed through ONE ``DetectorBank`` pass per tic
 (one row per session slot), so the batcher reads its calls' rows straight from there, with no
 per-call tap, copy or decode. It only reads; it never writes ``tx``. It leaves the clock when no
 call is under analysis, so idle ticks pay nothing.
+
+``_mix`` runs on the clock's thread (ringback.media.clock): the detectors are fed there, their
+events reach the call's asyncio queue through the clock's ``call_soon`` (after the tick, on the
+event loop), and the event loop changes the batcher's entries, or finishes a detector, only
+holding the clock's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,24 +69,30 @@ class _AmdBatcher:
         self._entries: list[_Entry] = []
         self._bank = DetectorBank()
         self._joined = False
+        # A stand-in clock without a thread (tests, bench/amd) has neither: events go at once.
+        self.lock: contextlib.AbstractContextManager[Any] = getattr(clock, "lock", contextlib.nullcontext())
+        self._post: Callable[..., None] = getattr(clock, "call_soon", _call_now)
 
     def add(self, session: RtpSession, detector: Detector) -> _Entry:
         entry = _Entry(session, detector, asyncio.Queue())
-        self._entries.append(entry)
-        if not self._joined:
-            self._clock.add_mixer(self)
-            self._joined = True
+        with self.lock:
+            self._entries.append(entry)
+            if not self._joined:
+                self._clock.add_mixer(self)
+                self._joined = True
         return entry
 
     def discard(self, entry: _Entry) -> None:
-        if entry in self._entries:
-            self._entries.remove(entry)
-        self._leave_if_idle()
+        with self.lock:
+            if entry in self._entries:
+                self._entries.remove(entry)
+            self._leave_if_idle()
 
     def remove(self, session: object) -> None:
         """Called by MediaEngine when a session closes (a hangup mid-analysis)."""
-        self._entries = [e for e in self._entries if e.session is not session]
-        self._leave_if_idle()
+        with self.lock:
+            self._entries = [e for e in self._entries if e.session is not session]
+            self._leave_if_idle()
 
     def _leave_if_idle(self) -> None:
         if not self._entries and self._joined:
@@ -101,7 +114,11 @@ class _AmdBatcher:
             # A session with no packet this tick has a zero row in rx: silence, as the
             # detector should hear it.
             for i, ev in self._bank.feed([e.detector for e in group], rx[slots]):
-                group[i].events.put_nowait(ev)
+                self._post(group[i].events.put_nowait, ev)
+
+
+def _call_now(fn: Callable[..., object], *args: Any) -> None:
+    fn(*args)
 
 
 _batchers: weakref.WeakKeyDictionary[MediaClock, _AmdBatcher] = weakref.WeakKeyDictionary()
@@ -128,6 +145,7 @@ async def analyse(ctx: EngineContext, leg: CallLeg, *, continue_mode: bool) -> s
         limit = params.total_analysis_ms / 1000.0 + 1.0
         verdict = await _next(events, leg, limit, Verdict)
         if verdict is None:
+            batcher.discard(entry)  # out of the ticks first: finish() must not race a feed
             verdict = det.finish()
         log.info("call %s: AMD %s (%s) at %.2fs", leg.label, verdict.answered_by, verdict.cause, verdict.decided_at)
         if verdict.answered_by == "machine" and continue_mode:

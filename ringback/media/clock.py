@@ -21,8 +21,32 @@ Every tick does the work of all registered sessions at once:
 
 Per packet there is no Python object besides the received ``bytes``; per
 session per tick the Python work is the jitter-buffer pop and one ``sendto``.
-Deadlines are absolute (start + k * period on the loop's monotonic clock), so
-sleep errors never accumulate; lateness is measured and reported.
+Deadlines are absolute (start + k * period on ``time.monotonic()``), so sleep
+errors never accumulate; lateness is measured and reported.
+
+Threads. The clock runs in a thread of its own ("media-clock"), not as a task
+on the event loop: call setup, SIP, the dialer and webhooks share that loop,
+and ticks that waited behind their callbacks put 2% of packets more than 5 ms
+off grid at 100 POST /Calls per second (bench/engine/bench_clock_under_load.py,
+0% without that load).
+The sockets are raw and non-blocking and the waits are ``threading.Event.wait``,
+so nothing here needs asyncio. The thread sleeps until each deadline (sending
+the phase groups that fall due meanwhile), and while it runs the interpreter's
+switch interval is lowered (``SWITCH_INTERVAL``) so that it gets the GIL back
+from a busy event loop within about a millisecond, not CPython's default 5 ms.
+Between the two threads:
+
+* ``lock`` (re-entrant) is held by the thread for each tick's work, not while
+  it sleeps or sends; the event loop holds it to change anything a tick reads
+  that must not change mid-tick: membership (``register``, ``unregister``,
+  ``configure``), mixers and their members, a session's remote address;
+* what a tick produces for the event loop (digits, frames for taps, AMD events,
+  finished plays, RTP timeouts) is queued with ``call_soon`` and handed over
+  after the tick in one ``loop.call_soon_threadsafe``, so asyncio objects are
+  only ever touched on the loop's own thread;
+* a session's play and digit-sending queues need no lock: only the event loop
+  appends to them and only the clock pops them; the loop cancels an item by
+  completing its future, and the clock drops completed items.
 """
 
 from __future__ import annotations
@@ -31,9 +55,12 @@ import asyncio
 import contextlib
 import logging
 import select
+import sys
+import threading
 import time
 import weakref
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +85,14 @@ MAX_ROUNDS = 4
 LATE_ROUNDS = 2
 TIMEOUT_EVERY = 5  # ticks between RTP-timeout checks (100 ms: timeouts are seconds long)
 PACKET = 12 + SAMPLES
+# How long CPython lets a thread run Python code while another waits for the GIL (default
+# 5 ms). After each sleep the clock thread waits up to that long for a busy event loop to let
+# the GIL go, and again whenever numpy or a socket call in its tick released it meanwhile: at
+# 5 ms two such waits take a tick past the 5 ms slip. 1 ms keeps each wait well inside it; the
+# forced switches it adds (at most one per ms while both threads want the GIL, a few us each)
+# cost the event loop well under 1%.
+SWITCH_INTERVAL = 0.001
+STOP_TIMEOUT = 5.0  # seconds release() waits for the thread to finish its tick and exit
 
 _SIL_ULAW = bytes([g711.silence_code(g711.PCMU)]) * SAMPLES
 # one record per session: the RTP packet exactly as it goes on the wire
@@ -96,7 +131,7 @@ class ClockMixer(Protocol):
 
 
 class MediaClock:
-    """Drives all sessions of one event loop; get it with ``MediaClock.shared()``."""
+    """Drives all sessions of one event loop from its own thread; get it with ``MediaClock.shared()``."""
 
     _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
 
@@ -113,8 +148,13 @@ class MediaClock:
         self._dtmf = DtmfDetector(0)
         self._epoll: select.epoll | None = None  # opened while the clock has users (one fd per event loop)
         self._by_fd: dict[int, ClockMember] = {}
-        self._pending: list[_Group] = []  # groups handed to loop.call_at
-        self._due: list[tuple[float, _Group]] = []  # groups of the frame now leaving, by send time
+        self._due: list[tuple[float, _Group]] = []  # groups of the frame now leaving, by send time (clock thread)
+        # see the module docstring: the lock keeps the event loop's changes out of a tick
+        self.lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._calls: list[tuple[Callable[..., object], tuple[Any, ...]]] = []  # for the loop, after this tick
         self._prepared: tuple[list[memoryview], list[list[int]], list[list[tuple[ClockMember, list[bytes]]]]] | None = None
         self._cap = 0
         # per-slot sender state; the packet matrices are double-buffered so a phase group
@@ -130,7 +170,6 @@ class MediaClock:
         self._wire: list[npt.NDArray[np.void]] = [np.zeros(0, _WIRE), np.zeros(0, _WIRE)]
         self._views: list[list[memoryview]] = [[], []]
         self._flip = 0
-        self._task: asyncio.Task[None] | None = None
         self._users = 0
         self.ticks = 0
         self.slips = 0  # ticks that started more than 5 ms late
@@ -148,30 +187,44 @@ class MediaClock:
             clock = cls._instances[loop] = cls()
         return clock
 
-    # -- lifetime: engines acquire/release the clock; it runs while anyone uses it
+    # -- lifetime: engines acquire/release the clock; its thread runs while anyone uses it
 
     def acquire(self) -> None:
         self._users += 1
-        if self._epoll is None and hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
+        self._loop = asyncio.get_running_loop()
+        with self.lock:
+            if self._epoll is None and hasattr(select, "epoll"):
+                self._epoll = select.epoll()
+        if self._thread is not None and not self._thread.is_alive():  # died (it logged why)
+            self._thread = None
+            _switch_interval_users(-1)
+        if self._thread is None:
+            self._stop.clear()
+            _switch_interval_users(+1)
+            self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
+            self._thread.start()
 
     async def release(self) -> None:
         self._users = max(0, self._users - 1)
-        if self._users == 0 and self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            self._flush_pending()
-            if self._epoll is not None and not self._by_fd:
-                self._epoll.close()  # a test suite makes one loop, so one clock, per test
-                self._epoll = None
+        if self._users == 0 and self._thread is not None:
+            thread, self._thread = self._thread, None
+            self._stop.set()  # wakes the thread at once: it sends what is pending and exits
+            thread.join(STOP_TIMEOUT)
+            if thread.is_alive():
+                log.error("media clock thread did not stop within %.0f s", STOP_TIMEOUT)
+            _switch_interval_users(-1)
+            with self.lock:
+                if self._epoll is not None and not self._by_fd:
+                    self._epoll.close()  # a test suite makes one loop, so one clock, per test
+                    self._epoll = None
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._thread is not None and self._thread.is_alive()
+
+    def call_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop after this tick (for code that runs inside a tick)."""
+        self._calls.append((fn, args))
 
     @property
     def mixers(self) -> list[ClockMixer]:
@@ -217,6 +270,10 @@ class MediaClock:
         self._cap = cap
 
     def register(self, member: ClockMember) -> None:
+        with self.lock:
+            self._register(member)
+
+    def _register(self, member: ClockMember) -> None:
         if self._free:
             slot = self._free.pop()
             self._members[slot] = member
@@ -247,6 +304,10 @@ class MediaClock:
 
     def unregister(self, member: ClockMember) -> int:
         """Forget a member (call before its socket closes); returns the packets it sent."""
+        with self.lock:
+            return self._unregister(member)
+
+    def _unregister(self, member: ClockMember) -> int:
         slot = member._slot
         sent = 0
         if 0 <= slot < len(self._members) and self._members[slot] is member:
@@ -263,11 +324,12 @@ class MediaClock:
 
     def configure(self, member: ClockMember, payload_type: int) -> None:
         """The member's audio payload type changed (a new talkspurt starts)."""
-        slot = member._slot
-        if slot >= 0:
-            self._pt[slot] = payload_type
-            self._alaw[slot] = payload_type == g711.PCMA
-            self._mark[slot] = True
+        with self.lock:
+            slot = member._slot
+            if slot >= 0:
+                self._pt[slot] = payload_type
+                self._alaw[slot] = payload_type == g711.PCMA
+                self._mark[slot] = True
 
     def sent(self, member: ClockMember) -> int:
         slot = member._slot
@@ -278,7 +340,7 @@ class MediaClock:
         return float(self._level[slot]) if slot >= 0 else 0.0
 
     def sender_state(self, slot: int) -> tuple[int, int, bool]:
-        """(next sequence number, this frame's timestamp, marker pending) of a slot."""
+        """(next sequence number, this frame's timestamp, marker pending) of a slot (inside a tick)."""
         return int(self._seq[slot]), int(self._ts[slot]), bool(self._mark[slot])
 
     def set_sender_state(self, slot: int, seq: int, mark: bool) -> None:
@@ -286,56 +348,83 @@ class MediaClock:
         self._mark[slot] = mark
 
     def add_mixer(self, mixer: ClockMixer) -> None:
-        if mixer not in self._mixers:
-            self._mixers.append(mixer)
+        with self.lock:
+            if mixer not in self._mixers:
+                self._mixers.append(mixer)
 
     def remove_mixer(self, mixer: ClockMixer) -> None:
-        if mixer in self._mixers:
-            self._mixers.remove(mixer)
+        with self.lock:
+            if mixer in self._mixers:
+                self._mixers.remove(mixer)
 
-    # -- the loop
+    # -- the thread
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+    def _run(self) -> None:
+        start = time.monotonic()
         k = 0
-        while True:
-            k += 1
-            deadline = start + k * self.period
-            delay = deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = loop.time()
-            late = now - deadline
-            if late > MAX_CATCH_UP * self.period:
-                # a long stall: drop the missed ticks rather than bursting them out
-                missed = int(late / self.period)
-                k += missed
-                self.skipped += missed
+        try:
+            while True:
+                k += 1
                 deadline = start + k * self.period
+                try:
+                    if self._wait_until(deadline):
+                        return
+                except Exception:  # a send failed in a way _send_group does not expect
+                    log.exception("media clock send failed")
+                now = time.monotonic()
                 late = now - deadline
-            self.max_late = max(self.max_late, late)
-            if late > SLIP:
-                self.slips += 1
-            try:
-                self.tick(now, deadline)
-            except Exception:  # never let one bad frame stop every call's media
-                log.exception("media tick failed")
-            if late > 0:
-                # still catching up: let I/O callbacks in before the next tick
-                await asyncio.sleep(0)
+                if late > MAX_CATCH_UP * self.period:
+                    # a long stall: drop the missed ticks rather than bursting them out
+                    missed = int(late / self.period)
+                    k += missed
+                    self.skipped += missed
+                    deadline = start + k * self.period
+                    late = now - deadline
+                self.max_late = max(self.max_late, late)
+                if late > SLIP:
+                    self.slips += 1
+                with self.lock:
+                    try:
+                        self.tick(now, deadline)
+                    except Exception:  # never let one bad frame stop every call's media
+                        log.exception("media tick failed")
+                self._hand_over()
+        finally:
+            with self.lock:
+                self._flush_pending()
+            self._hand_over()
+
+    def _wait_until(self, t: float) -> bool:
+        """Sleep until ``t``, sending the phase groups that fall due meanwhile; True on stop."""
+        due = self._due
+        while True:
+            if due and due[0][0] <= time.monotonic():
+                # under the lock: a session the event loop is closing is either still
+                # registered (and its socket open) or already gone from the members
+                with self.lock:
+                    self._send_due()
+            now = time.monotonic()
+            if now >= t:
+                return self._stop.is_set()
+            wake = min(t, due[0][0]) if due else t
+            if self._stop.wait(wake - now):
+                return True
+
+    def _hand_over(self) -> None:
+        """Give the event loop what this tick queued with call_soon, in one wake-up."""
+        calls, self._calls = self._calls, []
+        loop = self._loop
+        if not calls or loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to receive them
+            loop.call_soon_threadsafe(_run_calls, calls)
 
     def _flush_pending(self) -> None:
         # phase groups of the previous frame that have not left yet go now, in order,
         # before the rows they read are written again
-        pending, self._pending = self._pending, []
-        pending.extend(g for _, g in self._due)
-        self._due.clear()
-        for group in pending:
-            if not group.done:
-                if group.handle is not None:
-                    group.handle.cancel()
-                self._send_group(group)
+        due, self._due = self._due, []
+        for _, group in due:
+            self._send_group(group)
 
     def _drain(self, now: float, rounds: int = MAX_ROUNDS) -> None:
         ep = self._epoll
@@ -382,15 +471,12 @@ class MediaClock:
         while due and due[0][0] <= t:
             self._send_group(due.pop(0)[1])
 
-    def _schedule_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        for at, group in self._due:
-            group.handle = loop.call_at(at, self._send_group, group)
-            self._pending.append(group)
-        self._due.clear()
-
     def tick(self, now: float, deadline: float | None = None) -> None:
-        """One 20 ms frame for every member (public so tests can drive it by hand)."""
-        loop = asyncio.get_running_loop()
+        """One 20 ms frame for every member; the clock thread runs it holding ``lock``.
+
+        Groups not yet due when it returns leave from the thread's wait for the next deadline
+        (or at the start of the next tick).
+        """
         t0 = time.perf_counter()
         self._flush_pending()
         if self._freeing or self._freed:
@@ -533,7 +619,6 @@ class MediaClock:
         # this frame leaves at the start of the next tick
         self._prepared = (self._views[flip], groups, slow_groups)
         self._send_due()
-        self._schedule_due(loop)
         self.tick_cost = time.perf_counter() - t0
         self.max_tick_cost = max(self.max_tick_cost, self.tick_cost)
 
@@ -568,7 +653,7 @@ class MediaClock:
 class _Group:
     """The packets of one send phase of one tick."""
 
-    __slots__ = ("views", "slots", "slow", "done", "handle")
+    __slots__ = ("views", "slots", "slow", "done")
 
     def __init__(self, views: list[memoryview], slots: list[int],
                  slow: list[tuple[ClockMember, list[bytes]]]) -> None:
@@ -576,4 +661,32 @@ class _Group:
         self.slots = slots
         self.slow = slow
         self.done = False
-        self.handle: asyncio.TimerHandle | None = None
+
+
+def _run_calls(calls: list[tuple[Callable[..., object], tuple[Any, ...]]]) -> None:
+    """On the event loop: what one tick handed over, in order; one failure does not stop the rest."""
+    for fn, args in calls:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("media clock hand-over to %r failed", fn)
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.005
+
+
+def _switch_interval_users(delta: int) -> None:
+    """Lower the interpreter's switch interval while any clock thread runs, restore it after.
+
+    It is process-wide, hence counted: a process may run one clock per event loop (tests).
+    """
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0 and delta > 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, SWITCH_INTERVAL))
+        _switch_users = max(0, _switch_users + delta)
+        if _switch_users == 0 and delta < 0:
+            sys.setswitchinterval(_switch_saved)

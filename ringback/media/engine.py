@@ -2,7 +2,10 @@
 
 This is the interface the call engine, the TwiML interpreter and the sandbox
 phones use. Sessions are thin asyncio adapters around the sans-IO pieces
-(rtp, rfc4733, dtmf) and the batch work done by ``clock.MediaClock``.
+(rtp, rfc4733, dtmf) and the batch work done by ``clock.MediaClock``, which
+runs in a thread of its own: the public methods here are for the event loop's
+thread, the ``_``-prefixed hooks for the clock's (its docstring says what
+crosses between them and how).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import errno
 import logging
 import socket
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -74,10 +78,17 @@ class RtpSession:
     The socket is used raw and non-blocking, without an asyncio transport: the
     media clock reads it (one epoll for all sessions, once per tick) and writes
     it (one sendto per frame, in this session's phase of the 20 ms).
+
+    Which thread owns what: the receiver, event decoder, latching and
+    ``last_rx`` belong to the clock thread; digits, their waiters and log, the
+    taps list and every future belong to the event loop; the remote address is
+    changed under the clock's lock; ``_plays`` and ``_programs`` are appended
+    by the loop only and popped by the clock only.
     """
 
     def __init__(self, engine: MediaEngine, sock: socket.socket, local_host: str, local_port: int) -> None:
         self._engine = engine
+        self._clock = engine.clock
         self._loop = asyncio.get_running_loop()
         self._sock = sock
         # bound methods looked up once: they run for every packet of the call
@@ -106,10 +117,11 @@ class RtpSession:
         self.on_rtp_timeout: Callable[[], None] | None = None
         self._timeout_armed = False
         self._timeout_fired = False
-        self.last_rx = self._loop.time()
+        self.last_rx = time.monotonic()  # the clock's time base
         self._send_errors = 0
         self._rx_errors = 0
-        self._tx_packets = 0  # sent outside the clock's audio rows (events) or before close
+        self._tx_packets = 0  # audio rows sent before close (counted by the event loop)
+        self._tx_event_packets = 0  # RFC 4733 packets (counted by the clock thread)
         self._rx_datagrams = 0
         self._rx_foreign = 0
         self._digits_in = {"rfc4733": 0, "inband": 0, "info": 0, "duplicate": 0}
@@ -133,19 +145,20 @@ class RtpSession:
     def set_remote(self, host: str, port: int, payload_type: int, telephone_event_pt: int | None) -> None:
         if payload_type not in (g711.PCMU, g711.PCMA):
             raise ValueError(f"unsupported audio payload type {payload_type}")
-        self.remote = (host, port)
-        self._latched = None
-        self._dest = self.remote
-        if payload_type != self.payload_type:
-            self._sender.payload_type = payload_type
-            if self._slot >= 0 and self._engine._clock is not None:
-                self._engine._clock.configure(self, payload_type)
-        self.payload_type = payload_type
-        self._alaw = payload_type == g711.PCMA
-        self.telephone_event_pt = telephone_event_pt
-        self.last_rx = self._loop.time()
-        self._timeout_armed = True
-        self._timeout_fired = False
+        with self._clock.lock:  # a tick sees the old remote or the new one, never half of each
+            self.remote = (host, port)
+            self._latched = None
+            self._dest = self.remote
+            if payload_type != self.payload_type:
+                self._sender.payload_type = payload_type
+                if self._slot >= 0:
+                    self._clock.configure(self, payload_type)
+            self.payload_type = payload_type
+            self._alaw = payload_type == g711.PCMA
+            self.telephone_event_pt = telephone_event_pt
+            self.last_rx = time.monotonic()
+            self._timeout_armed = True
+            self._timeout_fired = False
 
     async def play(self, pcm: npt.ArrayLike, *, interruptible: bool = False) -> str | None:
         """Queue int16 8 kHz audio; returns once it has all been sent.
@@ -167,19 +180,16 @@ class RtpSession:
             return await fut
         finally:
             if not fut.done():
-                fut.cancel()
-            with contextlib.suppress(ValueError):
-                self._plays.remove(item)
+                fut.cancel()  # the clock drops it at its next frame
 
     def stop_playback(self) -> None:
-        while self._plays:
-            item = self._plays.popleft()
+        for item in tuple(self._plays):  # the clock pops the completed items
             if not item.future.done():
                 item.future.set_result(None)
 
     @property
     def playing(self) -> bool:
-        return bool(self._plays)
+        return any(not item.future.done() for item in tuple(self._plays))
 
     async def send_digits(self, digits: str) -> None:
         """Send 0-9 * # A-D ('w' = 0.5 s pause, 'W' = 1 s): RFC 4733 if negotiated, else in-band."""
@@ -218,9 +228,7 @@ class RtpSession:
             await fut
         finally:
             if not fut.done():
-                fut.cancel()
-            with contextlib.suppress(ValueError):
-                self._programs.remove(prog)
+                fut.cancel()  # the clock drops it at its next frame
 
     async def next_digit(self, timeout: float | None) -> str | None:
         """The next received digit, or None after ``timeout`` seconds (or on close)."""
@@ -264,6 +272,7 @@ class RtpSession:
     def stats(self) -> dict[str, object]:
         rx = self._receiver.stats.as_dict()
         clock = self._engine._clock
+        tx = self._tx_packets + self._tx_event_packets + (clock.sent(self) if clock is not None and self._slot >= 0 else 0)
         return {
             "local": f"{self.local_host}:{self.local_port}",
             "remote": f"{self.remote[0]}:{self.remote[1]}" if self.remote else None,
@@ -273,7 +282,7 @@ class RtpSession:
             "rx": rx,
             "rx_datagrams": self._rx_datagrams,
             "rx_foreign": self._rx_foreign,
-            "tx_packets": self._tx_packets + (clock.sent(self) if clock is not None and self._slot >= 0 else 0),
+            "tx_packets": tx,
             "tx_errors": self._send_errors,
             "rx_errors": self._rx_errors,
             "digits": dict(self._digits_in),
@@ -285,10 +294,9 @@ class RtpSession:
         self._closed = True
         self._engine._forget(self)
         self.stop_playback()
-        for prog in self._programs:
+        for prog in tuple(self._programs):
             if not prog.future.done():
                 prog.future.set_result(None)
-        self._programs.clear()
         for w in self._digit_waiters:
             if not w.done():
                 w.set_result(None)
@@ -342,12 +350,14 @@ class RtpSession:
         if pt == te or (te is None and pt in (96, 101, 120) and len(payload) == 4):
             digit = self._events.feed(payload, got[1])
             if digit is not None:
-                self._digits_in["rfc4733"] += 1
-                self._accept("rfc4733", digit, now)
+                self._clock.call_soon(self._accept, "rfc4733", digit, now)
 
-    # ---- digits
+    # ---- digits (on the event loop)
 
     def _accept(self, source: str, digit: str, now: float) -> None:
+        self._digits_in[source] += 1
+        if self._closed:  # handed over by a tick that ran just before close()
+            return
         for entry in reversed(self._digit_log):
             if now - entry.at > DIGIT_DEDUP_WINDOW:
                 break
@@ -363,19 +373,17 @@ class RtpSession:
         for w in self._digit_waiters:
             if not w.done():
                 w.set_result(None)
-        for item in self._plays:
+        for item in tuple(self._plays):  # the clock drops the interrupted ones
             if item.interruptible and not item.future.done():
                 item.future.set_result(digit)
-        if any(item.future.done() for item in self._plays):
-            self._plays = deque(p for p in self._plays if not p.future.done())
 
-    # ---- clock hooks (called by MediaClock.tick)
+    # ---- clock hooks (called by MediaClock.tick, on the clock thread)
 
     def _check_timeout(self, now: float) -> None:
         if (self._timeout_armed and not self._timeout_fired and self.on_rtp_timeout is not None
                 and now - self.last_rx >= self._engine.rtp_timeout):
             self._timeout_fired = True
-            self._loop.call_soon(self._fire_timeout)
+            self._clock.call_soon(self._fire_timeout)
 
     def _fire_timeout(self) -> None:
         cb = self.on_rtp_timeout
@@ -398,15 +406,19 @@ class RtpSession:
         return payload
 
     def _rx_frame(self, pcm: npt.NDArray[np.int16], level: float, now: float) -> None:
-        for fn in list(self._taps):
+        # taps are the application's code: they run on the event loop, with the frame copied
+        # out of the tick's matrix
+        self._clock.call_soon(self._run_taps, pcm.copy(), now)
+
+    def _run_taps(self, pcm: npt.NDArray[np.int16], now: float) -> None:
+        for i, fn in enumerate(list(self._taps)):
             try:
-                fn(pcm.copy(), now)
+                fn(pcm if i == 0 else pcm.copy(), now)  # each tap gets a frame of its own
             except Exception:
                 log.exception("media tap failed")
 
     def _rx_inband(self, digit: str, now: float) -> None:
-        self._digits_in["inband"] += 1
-        self._accept("inband", digit, now)
+        self._clock.call_soon(self._accept, "inband", digit, now)
 
     def _tx_take(self, now: float) -> npt.NDArray[np.int16] | None:
         while self._plays:
@@ -419,7 +431,7 @@ class RtpSession:
             if item.pos >= len(item.pcm):
                 self._plays.popleft()
                 # resolved after this frame is handed to the sender, i.e. when sent
-                self._loop.call_soon(_resolve, item.future, None)
+                self._clock.call_soon(_resolve, item.future, None)
                 if len(frame) < SAMPLES:  # the clock stacks whole frames
                     frame = np.concatenate([frame, np.zeros(SAMPLES - len(frame), np.int16)])
             return frame
@@ -436,10 +448,15 @@ class RtpSession:
         The audio path's sequence numbers and timestamps live in the clock's arrays;
         events take their numbers from there and hand them back.
         """
-        prog = self._programs[0]
+        programs = self._programs
+        while programs[0].future.done():  # cancelled, or the session closed
+            programs.popleft()
+            if not programs:
+                return None
+        prog = programs[0]
         if prog.index >= len(prog.ticks):
-            self._programs.popleft()
-            self._loop.call_soon(_resolve, prog.future, None)
+            programs.popleft()
+            self._clock.call_soon(_resolve, prog.future, None)
             return None
         i = prog.index
         prog.index += 1
@@ -458,8 +475,8 @@ class RtpSession:
             seq = (seq + 1) % SEQ_MOD
         clock.set_sender_state(self._slot, seq, True)  # audio after the events starts a talkspurt
         if prog.index >= len(prog.ticks):
-            self._programs.popleft()
-            self._loop.call_soon(_resolve, prog.future, None)
+            programs.popleft()
+            self._clock.call_soon(_resolve, prog.future, None)
         return pkts
 
     def _tx_send(self, packets: list[bytes]) -> None:
@@ -471,7 +488,7 @@ class RtpSession:
                 self._sendto(pkt, dest)
             except OSError:
                 self._send_errors += 1
-        self._tx_packets += len(packets)
+        self._tx_event_packets += len(packets)
 
 
 def _resolve(fut: asyncio.Future[object], value: object) -> None:
@@ -591,9 +608,11 @@ class MediaEngine:
         if self._sessions.get(session.local_port) is session:
             del self._sessions[session.local_port]
             self._stats.closed += 1
-        if self._clock is not None:
-            session._tx_packets += self._clock.unregister(session)
-            for mixer in list(getattr(self._clock, "_mixers", [])):
-                remove = getattr(mixer, "remove", None)
-                if remove is not None:
-                    remove(session)
+        clock = self._clock
+        if clock is not None:
+            with clock.lock:  # once this returns, no tick reads the session
+                session._tx_packets += clock.unregister(session)
+                for mixer in clock.mixers:
+                    remove = getattr(mixer, "remove", None)
+                    if remove is not None:
+                        remove(session)

@@ -4,16 +4,21 @@ Every tick each member is sent the sum of the other members' received frames
 (never its own voice), on top of whatever that member's own play() queue
 contributes (e.g. a conference beep); the clock saturates the result to int16.
 A two-party bridge is a Mixer of two.
+
+``_mix`` runs on the clock's thread inside a tick; every change to the members
+takes the clock's lock, so a tick never sees the dict change under it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from ringback.media.clock import MediaClock
     from ringback.media.engine import MediaEngine, RtpSession
 
 
@@ -21,7 +26,7 @@ class Mixer:
     def __init__(self, engine: MediaEngine) -> None:
         self._engine = engine
         self._members: dict[RtpSession, bool] = {}  # session -> muted
-        self._attached = False
+        self._clock: MediaClock | None = None  # while attached: the clock whose ticks call _mix
 
     def __len__(self) -> int:
         return len(self._members)
@@ -36,28 +41,37 @@ class Mixer:
     def add(self, session: RtpSession, muted: bool = False) -> None:
         if session.closed:
             raise ValueError("session is closed")
-        self._members[session] = muted
-        if not self._attached:
-            self._engine.clock.add_mixer(self)
-            self._attached = True
+        clock = self._clock or self._engine.clock
+        with clock.lock:
+            self._members[session] = muted
+            if self._clock is None:
+                clock.add_mixer(self)
+                self._clock = clock
+
+    def _locked(self) -> contextlib.AbstractContextManager[object]:
+        # not attached: no tick reads this mixer, nothing to keep out
+        return self._clock.lock if self._clock is not None else contextlib.nullcontext()
 
     def remove(self, session: RtpSession) -> None:
-        self._members.pop(session, None)
-        if not self._members:
-            self.close()
+        with self._locked():
+            self._members.pop(session, None)
+            if not self._members:
+                self.close()
 
     def set_muted(self, session: RtpSession, muted: bool) -> None:
-        if session in self._members:
-            self._members[session] = muted
+        with self._locked():
+            if session in self._members:
+                self._members[session] = muted
 
     def is_muted(self, session: RtpSession) -> bool:
         return self._members.get(session, False)
 
     def close(self) -> None:
-        self._members.clear()
-        if self._attached:
-            self._engine.clock.remove_mixer(self)
-            self._attached = False
+        with self._locked():
+            self._members.clear()
+            if self._clock is not None:
+                self._clock.remove_mixer(self)
+                self._clock = None
 
     def _mix(self, rx: npt.NDArray[np.int16], tx: npt.NDArray[np.int32], present: npt.NDArray[np.bool_]) -> None:
         members = [(s._slot, muted) for s, muted in self._members.items() if s._slot >= 0]

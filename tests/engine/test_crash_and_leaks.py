@@ -234,5 +234,8 @@ async def test_no_leaks_after_many_calls(tmp_path: Path) -> None:
                                                  .group_by(Call.status, Call.sip_response_code)):
                     statuses[(status, code)] = n
             assert statuses == {(2, 200): n_calls}, statuses
+            assert [t.name for t in threading.enumerate()].count("media-clock") == 1  # one clock thread
     finally:
         await server.stop(grace=5)
+    # the media clock's thread ends with the server
+    assert "media-clock" not in [t.name for t in threading.enumerate()]
