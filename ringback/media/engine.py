@@ -159,6 +159,11 @@ class RtpSession:
             self.last_rx = time.monotonic()
             self._timeout_armed = True
             self._timeout_fired = False
+            if self._slot < 0 and not self._closed:
+                # A session joins the clock once it knows where its media goes: a call still
+                # ringing (or never answered: busy, no answer) costs the clock nothing. Packets
+                # that arrive earlier wait in the socket's buffer.
+                self._clock.register(self)
 
     async def play(self, pcm: npt.ArrayLike, *, interruptible: bool = False) -> str | None:
         """Queue int16 8 kHz audio; returns once it has all been sent.
@@ -598,7 +603,6 @@ class MediaEngine:
                 raise
             session = RtpSession(self, sock, self.advertise, port)
             self._sessions[port] = session
-            self.clock.register(session)
             self._stats.opened += 1
             return session
         self._stats.no_port += 1
