@@ -16,8 +16,10 @@ Usage (one call)::
 How it decides (every number is an ``AmdParams`` field):
 - Features (``features.frame_features``): the spectrum only for frames loud enough to be a tone or
   speech (``spectral_floor``); the quiet rest of a call costs no FFT.
-- Voice activity: frame level above an absolute floor and ``vad_snr_db`` above a minimum-statistics
-  noise floor; frames of a sounding tone (two or more frames holding one frequency) or of a dual
+- Voice activity, in the 300-3400 Hz speech band (rumble, hum and brown noise lie below it):
+  frame level above an absolute floor and the band ``vad_snr_db`` above its own minimum-statistics
+  noise floor, or ``vad_voiced_snr_db`` above it when the band is voiced (local spectral flatness
+  under ``vad_voiced_max_flatness``: harmonics, which steady noise has not); frames of a sounding tone (two or more frames holding one frequency) or of a dual
   tone (two frames in a row) are not speech; runs shorter than ``min_speech_run_ms`` are ignored
   and gaps under ``speech_hangover_ms`` bridged.
 - People answer with something short and then wait: silence after speech -> human, the silence
@@ -26,7 +28,8 @@ How it decides (every number is an ``AmdParams`` field):
   between sentences. Machines read sentences and talk on: two sentence pauses
   (``sentence_pause_ms``..``utterance_gap_ms``) in the first utterance, one plus
   ``machine_sentence_speech_ms`` of speech, ``machine_syllables`` syllable nuclei (how much was
-  said, whatever the speaking rate, so slow speakers are not judged by the clock), the backstops
+  said, whatever the speaking rate, so slow speakers are not judged by the clock; counted on the
+  speech band's level clamped at its noise floor + ``syllable_floor_margin_db``), the backstops
   ``machine_speech_ms`` of speech or an utterance of ``machine_utterance_ms``, more than
   ``max_words`` words, a SIT sequence, or a beep -> machine.
   No verdict from silence while a tone sounds or awaits confirmation (a late beep wins).
@@ -61,23 +64,56 @@ def spectral_floor(p: AmdParams) -> float:
     return min(p.beep_min_dbfs, p.vad_min_dbfs)
 
 
+class FloorTracker:
+    """Noise floor by minimum statistics: the quietest frame within the last 1-1.5 s (the minimum
+    over the current block of _FLOOR_BLOCK frames and the two before it)."""
+
+    __slots__ = ("_blk_min", "_blk_prev", "_blk_n", "_started")
+
+    def __init__(self) -> None:
+        self._blk_min = 0.0
+        self._blk_prev = (0.0, 0.0)
+        self._blk_n = 0
+        self._started = False
+
+    def step(self, level: float) -> float:
+        """Feed one frame's level; returns the floor including it."""
+        if self._blk_n == 0:
+            if not self._started:
+                self._blk_prev = (level, level)
+                self._started = True
+            self._blk_min = level
+        elif level < self._blk_min:
+            self._blk_min = level
+        self._blk_n += 1
+        floor = min(self._blk_min, self._blk_prev[0], self._blk_prev[1])
+        if self._blk_n == _FLOOR_BLOCK:
+            self._blk_prev = (self._blk_prev[1], self._blk_min)
+            self._blk_n = 0
+        return floor
+
+
 class SyllableCounter:
     """Counts syllable nuclei: peaks of the (2-frame smoothed) level inside speech that stand out
     by ``dip_db`` from the dips on both sides (hysteresis, online). Counting syllables instead of
     voiced milliseconds measures how much was *said*, whatever the speaking rate: a slow
     "Good morning, Acme Dental, this is Sam speaking." is as many syllables as a fast one."""
 
-    __slots__ = ("_dip", "_prev", "_rising", "_max", "_min", "count")
+    __slots__ = ("_dip", "_margin", "_prev", "_rising", "_max", "_min", "count")
 
-    def __init__(self, dip_db: float) -> None:
+    def __init__(self, dip_db: float, floor_margin_db: float = 0.0) -> None:
         self._dip = dip_db
+        self._margin = floor_margin_db
         self._prev = -200.0
         self._rising = True
         self._max = -200.0
         self._min = 200.0
         self.count = 0
 
-    def step(self, level: float, speech: bool) -> None:
+    def step(self, level: float, speech: bool, floor: float = -200.0) -> None:
+        """``floor``: the noise floor of ``level``; anything under floor + margin counts as that
+        (noise fluctuating under speech must not make peaks and dips)."""
+        level = max(level, floor + self._margin)
         sm = 0.5 * (level + self._prev)
         self._prev = level
         if not speech:
@@ -105,10 +141,8 @@ class Detector:
         self._beep = BeepTracker(p)
         self._events: deque[AmdEvent] = deque()
         self.t_ms = 0  # start of the next frame
-        # noise floor: minimum over the current and two previous blocks
-        self._blk_min = 0.0
-        self._blk_prev = (0.0, 0.0)
-        self._blk_n = 0
+        # noise floor of the speech band (all sound and speech decisions are made in that band)
+        self._band_floor = FloorTracker()
         # speech state
         self._raw_run = 0  # consecutive raw speech frames
         self._gap = 0  # consecutive non-speech frames while in speech
@@ -121,7 +155,7 @@ class Detector:
         self.utterances = 0
         self.sentence_pauses = 0  # pauses between sentences inside the first utterance
         self._prev_dual = False
-        self._syl = SyllableCounter(p.syllable_dip_db)
+        self._syl = SyllableCounter(p.syllable_dip_db, p.syllable_floor_margin_db)
         self._loud_run = 0
         self._sound_end_ms = -(1 << 30)  # end of the last non-tone sound (two loud frames or more)
         self.segments: list[list[int]] = []  # [start_ms, end_ms] of each speech run (end -1 while open)
@@ -142,7 +176,7 @@ class Detector:
         )
         self._prev = cur
         self.step(float(f.level_db[0]), float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
-                  float(f.flatness[0]))
+                  float(f.flatness[0]), float(f.band_db[0]), float(f.band_flatness[0]))
         return self.next_event()
 
     def next_event(self) -> AmdEvent | None:
@@ -163,7 +197,8 @@ class Detector:
 
     # --- per-frame state machine (also driven by DetectorBank) ---------------------------------
 
-    def step(self, level: float, hz: float, purity: float, purity2: float, flat: float) -> None:
+    def step(self, level: float, hz: float, purity: float, purity2: float, flat: float, band: float,
+             band_flat: float) -> None:
         if self.done:
             return
         p = self.params
@@ -171,18 +206,7 @@ class Detector:
         self.t_ms = t + FRAME_MS
         now = self.t_ms
 
-        # Noise floor by minimum statistics: a quiet moment within the last 1-1.5 s.
-        if self._blk_n == 0:
-            if t == 0:
-                self._blk_prev = (level, level)
-            self._blk_min = level
-        elif level < self._blk_min:
-            self._blk_min = level
-        self._blk_n += 1
-        floor = min(self._blk_min, self._blk_prev[0], self._blk_prev[1])
-        if self._blk_n == _FLOOR_BLOCK:
-            self._blk_prev = (self._blk_prev[1], self._blk_min)
-            self._blk_n = 0
+        band_floor = self._band_floor.step(band)
 
         is_tone = (
             level >= p.beep_min_dbfs
@@ -197,8 +221,10 @@ class Detector:
         dual = purity2 >= TONE_MIN_PURITY2
         tonal = bt.tone_active or (dual and self._prev_dual)
         self._prev_dual = dual
-        loud = level >= p.vad_min_dbfs and level >= floor + p.vad_snr_db
-        raw = loud and not tonal
+        # Loud sound, judged in the speech band like speech, so rumble swelling under a beep does
+        # not count as sound around it.
+        loud = level >= p.vad_min_dbfs and band >= band_floor + p.vad_snr_db
+        raw = not tonal and self._is_voice(level, band, band_flat, band_floor)
         # Sound that is not a tone, whatever the speech classifier makes of it (a held vowel can
         # pass for a dual tone): a beep must stand apart from it. Two frames, because a beep's
         # own ragged first frame is loud and not yet known to be a tone.
@@ -235,7 +261,7 @@ class Detector:
                     self._in_speech = False
                     self.last_speech_end_ms = now - self._gap * FRAME_MS
                     self.segments[-1][1] = self.last_speech_end_ms
-        self._syl.step(level, self._in_speech)
+        self._syl.step(band, self._in_speech, band_floor)
         beep = bt.confirm(t, self._loud_run)
         silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
 
@@ -284,6 +310,15 @@ class Detector:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _is_voice(self, level: float, band: float, band_flat: float, band_floor: float) -> bool:
+        """Speech, frame by frame: loud enough overall, and the speech band clearly above its own
+        noise floor, or less clearly but voiced (harmonics that no steady noise has)."""
+        p = self.params
+        if level < p.vad_min_dbfs:
+            return False
+        snr = band - band_floor
+        return snr >= p.vad_snr_db or (snr >= p.vad_voiced_snr_db and band_flat <= p.vad_voiced_max_flatness)
+
     def _human_silence_needed(self) -> int:
         # The longer they spoke, the longer the silence must be: machines pause between sentences.
         p = self.params
@@ -328,11 +363,11 @@ class DetectorBank:
         out: list[tuple[int, AmdEvent]] = []
         cols = zip(
             f.level_db.tolist(), f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),
-            f.flatness.tolist(), strict=True,
+            f.flatness.tolist(), f.band_db.tolist(), f.band_flatness.tolist(), strict=True,
         )
-        for i, (det, (lv, hz, pu, pu2, fl)) in enumerate(zip(detectors, cols, strict=True)):
+        for i, (det, (lv, hz, pu, pu2, fl, bd, bf)) in enumerate(zip(detectors, cols, strict=True)):
             det._prev = frames[i : i + 1]
-            det.step(lv, hz, pu, pu2, fl)
+            det.step(lv, hz, pu, pu2, fl, bd, bf)
             while det._events:
                 out.append((i, det._events.popleft()))
         return out

@@ -22,6 +22,13 @@ _FULL_SCALE_DB = 10.0 * np.log10(32768.0**2 / 2.0)  # full-scale sine = 0 dBFS
 _SUB = 4  # sub-blocks per frame for the envelope test (5 ms each)
 _LOBE = np.arange(-_PEAK_HALF, _PEAK_HALF + 1)  # bin offsets of a peak's main lobe
 _NEIGHBOURS = np.array([-1, 0, 1])  # bins for the parabolic frequency estimate
+# The speech band for the voice activity detector: below 300 Hz a phone line carries mostly hum,
+# rumble (air conditioning, engines, fans) and brown noise, and above 3400 Hz nothing (G.711).
+SPEECH_LO_HZ, SPEECH_HI_HZ = 300.0, 3400.0
+_SB_LO, _SB_HI = int(SPEECH_LO_HZ / _BIN_HZ), int(SPEECH_HI_HZ / _BIN_HZ) + 1
+# One-sided power spectrum of the Hann window -> mean power of the signal (Parseval).
+_SMOOTH = 9  # bins of the moving average for the local flatness (225 Hz: at least one harmonic)
+_POWER_SCALE = 2.0 / (_NFFT * float(np.sum(_WIN**2)))
 
 
 @dataclass(slots=True)
@@ -30,9 +37,12 @@ class FrameFeatures:
 
     level_db: np.ndarray  # dBFS of the current frame
     peak_hz: np.ndarray  # interpolated frequency of the strongest peak in [lo_hz, hi_hz]
-    purity: np.ndarray  # energy near that peak / energy 100..3600 Hz (40 ms window)
+    purity: np.ndarray  # energy near that peak / energy lo_hz..3600 Hz (40 ms window)
     purity2: np.ndarray  # the same for the two strongest peaks together (dual tones score high)
-    flatness: np.ndarray  # min/max of 5 ms sub-block energies of the current frame
+    flatness: np.ndarray  # min/max of 5 ms sub-block energies of the current frame (pre-emphasised)
+    band_db: np.ndarray  # dBFS of the 300-3400 Hz speech band (40 ms window); level_db where no spectrum
+    band_flatness: np.ndarray  # spectral flatness (geometric / arithmetic mean power) of that band:
+    # ~0.56 for any stationary noise, far lower for voiced speech (harmonics); 1.0 where no spectrum
 
 
 def frame_features(
@@ -46,21 +56,36 @@ def frame_features(
     """
     n = cur.shape[0]
     cur_f = np.asarray(cur, dtype=np.float64)
-    sq = cur_f * cur_f
-    sub = sq.reshape(n, _SUB, -1).mean(axis=2)
-    level_db = 10.0 * np.log10(sub.mean(axis=1) + 1e-3) - _FULL_SCALE_DB
-    flatness = sub.min(axis=1) / (sub.max(axis=1) + 1e-9)
+    level_db = 10.0 * np.log10((cur_f * cur_f).mean(axis=1) + 1e-3) - _FULL_SCALE_DB
+    flatness = _envelope_flatness(np.asarray(prev, dtype=np.float64)[:, -1], cur_f)
     peak_hz, purity, purity2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    band_db, band_flat = level_db.copy(), np.ones(n)
     loud = np.flatnonzero(level_db >= spectral_min_dbfs)
     if loud.size == n:
-        peak_hz, purity, purity2 = _spectral(prev, cur, lo_hz, hi_hz)
+        peak_hz, purity, purity2, band_db, band_flat = _spectral(prev, cur, lo_hz, hi_hz)
     elif loud.size:
-        peak_hz[loud], purity[loud], purity2[loud] = _spectral(prev[loud], cur[loud], lo_hz, hi_hz)
-    return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2, flatness=flatness)
+        (peak_hz[loud], purity[loud], purity2[loud], band_db[loud],
+         band_flat[loud]) = _spectral(prev[loud], cur[loud], lo_hz, hi_hz)
+    return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2, flatness=flatness,
+                         band_db=band_db, band_flatness=band_flat)
+
+
+def _envelope_flatness(before: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Min/max of the 5 ms sub-block energies of the pre-emphasised frame (first difference,
+    ``before`` being each row's preceding sample). Pre-emphasis takes 6 dB per octave off rumble
+    and hum below the beep band, whose slow waves would otherwise beat with a beep inside 5 ms
+    blocks; a steady tone stays a steady tone."""
+    d = np.empty_like(cur)
+    d[:, 0] = cur[:, 0] - before
+    np.subtract(cur[:, 1:], cur[:, :-1], out=d[:, 1:])
+    d *= d
+    sub = d.reshape(cur.shape[0], _SUB, -1).sum(axis=2)
+    return sub.min(axis=1) / (sub.max(axis=1) + 1e-9)
 
 
 def _spectral(prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, ...]:
-    """Peak frequency, purity and two-peak purity of the 40 ms windows (prev + cur) of N calls."""
+    """Peak frequency, purity, two-peak purity, speech-band level and speech-band flatness of the
+    40 ms windows (prev + cur) of N calls."""
     n = cur.shape[0]
     win = np.empty((n, 2 * FRAME_SAMPLES))
     win[:, :FRAME_SAMPLES] = prev
@@ -79,7 +104,10 @@ def _spectral(prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float) -> 
     lobe = k[:, None] + _LOBE
     peak_e = power[rows, lobe].sum(axis=1)
     total_e = power[:, 1:].sum(axis=1)
-    purity = peak_e / (total_e + 1e-9)
+    # A beep's purity is judged against the band it can be in (from lo_hz up): energy below it is
+    # hum and rumble (mains, air conditioning, engines), which would otherwise make a beep under
+    # steady low-frequency noise look impure. Dual tones and speech keep the whole band (purity2).
+    purity = peak_e / (power[:, lo - _PEAK_HALF :].sum(axis=1) + 1e-9)
     # Second peak anywhere in 100..3600 Hz once the first one's main lobe is masked.
     masked = power.copy()
     masked[rows, lobe] = 0.0
@@ -94,4 +122,32 @@ def _spectral(prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float) -> 
     delta = np.zeros(n)
     np.divide(0.5 * (a - c), den, out=delta, where=np.abs(den) > 1e-12)
     peak_hz = (k + off + np.minimum(np.maximum(delta, -0.5), 0.5)) * _BIN_HZ
-    return peak_hz, purity, purity2
+    band_db, band_flat = _band(power[:, _SB_LO - off : _SB_HI - off])
+    return peak_hz, purity, purity2, band_db, band_flat
+
+
+def _band(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level (dBFS) and local spectral flatness of the speech band's power spectra (N, bins).
+
+    Flatness is measured against a moving average over _SMOOTH bins (225 Hz), not the band's mean,
+    so that the slope of coloured noise (pink, brown, rumble) does not read as structure: any noise
+    scores ~0.56 (exp(-Euler's gamma)), while voiced speech's harmonics, 100-250 Hz apart, make
+    peaks and valleys within each 225 Hz and score far lower.
+    """
+    n, m = band.shape
+    band_db = 10.0 * np.log10(band.mean(axis=1) * (m * _POWER_SCALE) + 1e-3)
+    c = np.zeros((n, m + 1))
+    np.cumsum(band, axis=1, out=c[:, 1:])
+    smooth = (c[:, _SMOOTH:] - c[:, :-_SMOOTH]) * (1.0 / _SMOOTH) + 1e-9  # (n, m - _SMOOTH + 1)
+    mid = band[:, _SMOOTH // 2 : m - _SMOOTH // 2] + 1e-9
+    # Geometric over arithmetic mean of mid/smooth, each bin weighted by smooth (the local level):
+    # the strong bins (formants, where the harmonics are) decide, not the many weak ones near the
+    # band edges that are noise in any frame. With weights smooth/S the arithmetic mean is
+    # sum(mid)/S, and the geometric mean exp(sum(smooth * log(mid/smooth)) / S).
+    total = smooth.sum(axis=1)
+    # float32 for the logarithm: numpy vectorises it (float64 goes element by element through
+    # libm at several times the cost), and a flatness needs no more than 7 digits.
+    log_ratio = np.log((mid / smooth).astype(np.float32))
+    log_ratio *= smooth
+    band_flat = np.exp(log_ratio.sum(axis=1) / total) * total / mid.sum(axis=1)
+    return band_db - _FULL_SCALE_DB, band_flat

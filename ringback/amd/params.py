@@ -21,7 +21,15 @@ class AmdParams:
     vad_min_dbfs: float = -42.0
     """A frame quieter than this is never speech (about -39 dBm0 on G.711)."""
     vad_snr_db: float = 9.0
-    """A frame must be this far above the tracked noise floor to count as speech."""
+    """A frame must be this far above the tracked noise floor to count as speech. Measured in the
+    300-3400 Hz speech band against that band's own floor, so rumble, hum and brown noise (mostly
+    below 300 Hz) neither mask speech nor pass for it."""
+    vad_voiced_snr_db: float = 5.0
+    """A voiced frame (band flatness under vad_voiced_max_flatness) needs only this much over the
+    speech band's floor: steady noise has no harmonics, so voicing is evidence on its own."""
+    vad_voiced_max_flatness: float = 0.35
+    """Local spectral flatness of the speech band below which a frame is voiced. Stationary noise
+    of any colour scores ~0.56 (5th percentile ~0.5); voiced vowels' harmonics score under 0.2."""
     noise_floor_rise_db: float = 0.06
     """How fast (dB per frame) the noise floor may climb; it falls at once to a quieter frame."""
     min_speech_run_ms: int = 60
@@ -72,6 +80,9 @@ class AmdParams:
     are at most ~13 syllables: "Good morning, Acme Dental, this is Sam speaking"). 0 turns it off."""
     syllable_dip_db: float = 4.0
     """How far the level must fall from a peak, and rise from a dip, for a new syllable nucleus."""
+    syllable_floor_margin_db: float = 6.0
+    """Syllables are counted on the speech band's level clamped from below at its noise floor plus
+    this margin: level changes down in the noise (its own fluctuation, babble) make no nuclei."""
     max_words: int = 12
     """More word-like speech bursts than this before a human verdict -> machine."""
     word_gap_ms: int = 160

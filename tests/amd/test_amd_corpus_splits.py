@@ -39,3 +39,27 @@ def test_fresh2_builder_draws_from_its_bands() -> None:
         assert voice in C.FRESH2_VOICES
         assert any(lo <= rate < hi for lo, hi in C.FRESH2_RATE_BANDS)
         assert any(lo <= pitch < hi for lo, hi in C.FRESH2_PITCH_BANDS)
+
+
+def test_fresh3_uses_nothing_from_the_other_splits_but_pitch() -> None:
+    before_voices = set(C.TUNE_VOICES) | set(C.HELD_VOICES) | set(C.FRESH_VOICES) | set(C.FRESH2_VOICES)
+    before_variants = {v.lower() for _, v in before_voices}
+    assert not {v.lower() for _, v in C.FRESH3_VOICES} & before_variants
+    before_noises = set(C.TUNE_NOISES) | set(C.HELD_NOISES) | set(C.FRESH_NOISES) | set(C.FRESH2_NOISES)
+    assert not set(C.FRESH3_NOISES) & before_noises
+    before_beeps = set(C.TUNE_BEEPS) | set(C.HELD_BEEPS) | set(C.FRESH_BEEPS) | set(C.FRESH2_BEEPS)
+    assert not set(C.FRESH3_BEEPS) & before_beeps
+    rates, _ = _rates_and_pitches_before()
+    rates |= {r for lo, hi in C.FRESH2_RATE_BANDS for r in range(lo, hi)}
+    assert not {r for lo, hi in C.FRESH3_RATE_BANDS for r in range(lo, hi)} & rates
+    assert C.FRESH3_SEED not in (C.SEED, C.FRESH_SEED, C.FRESH2_SEED)
+    for hz in C.FRESH3_BEEPS:
+        assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
+
+
+def test_fresh3_noises_are_synthesised_at_the_asked_level() -> None:
+    rng = np.random.default_rng(0)
+    for kind in C.FRESH3_NOISES:
+        x = C._noise(kind, 8000, -40.0, rng, C.FRESH3_VOICES)
+        rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
+        assert abs(rms_db + 40.0) < 0.1, kind
