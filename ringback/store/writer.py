@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,6 +62,7 @@ class Writer:
         self._sessionmaker: sessionmaker[Session] | None = None
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._lock_fd: int | None = None
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -84,6 +87,7 @@ class Writer:
                     t.start()
                     self._thread = t
                     if self._engine.dialect.name == "sqlite" and self._engine.url.database not in (None, "", ":memory:"):
+                        self._lock_fd = os.open(f"{self._engine.url.database}-writelock", os.O_RDWR | os.O_CREAT, 0o644)
                         c = threading.Thread(target=self._checkpoint, name="ringback-db-checkpoint", daemon=True)
                         c.start()
                         self._checkpointer = c
@@ -121,6 +125,9 @@ class Writer:
             self._checkpointer.join(timeout)
         if self._engine is not None and self._engine is not self.store.engine:
             self._engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _checkpoint(self) -> None:
         """Copy the WAL back into the database beside the writer, not inside its commits.
@@ -194,7 +201,7 @@ class Writer:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             assert self._sessionmaker is not None
-            with self._sessionmaker() as s:
+            with self._turn(), self._sessionmaker() as s:
                 for fn, fut in jobs:
                     writes = self._writes
                     try:
@@ -229,6 +236,25 @@ class Writer:
                 fut.set_exception(err)
             else:
                 fut.set_result(result)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """On SQLite, wait for this process's turn to write in the kernel, not in SQLite.
+
+        The API and the engine are two processes writing one file. SQLite's busy handler waits for
+        the lock by sleeping 1, 2, 5 ... up to 100 ms between tries, so a writer that commits again
+        and again (the engine dialling hundreds of calls a second) starved the other one: POST /Calls
+        waited hundreds of milliseconds for a lock that was free most of the time. An exclusive
+        flock on a side file is handed to a waiting process the moment it is released.
+        """
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _count_writes(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         # Anything but a plain read or transaction control counts as a write (conservative).
