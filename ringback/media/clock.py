@@ -148,6 +148,7 @@ class MediaClock:
         self._dtmf = DtmfDetector(0)
         self._epoll: select.epoll | None = None  # opened while the clock has users (one fd per event loop)
         self._by_fd: dict[int, ClockMember] = {}
+        self._live = 0  # registered members (slots stay allocated after their member leaves)
         self._due: list[tuple[float, _Group]] = []  # groups of the frame now leaving, by send time (clock thread)
         # see the module docstring: the lock keeps the event loop's changes out of a tick
         self.lock = threading.RLock()
@@ -284,6 +285,7 @@ class MediaClock:
             if slot >= self._cap:
                 self._grow(max(16, 2 * self._cap))
         member._slot = slot
+        self._live += 1
         seq, ts, ssrc, pt = member._sender_init()
         self._seq[slot] = seq
         self._ts[slot] = ts
@@ -312,6 +314,7 @@ class MediaClock:
         sent = 0
         if 0 <= slot < len(self._members) and self._members[slot] is member:
             self._members[slot] = None
+            self._live -= 1
             self._freed.append(slot)
             sent = int(self._txn[slot])
             if self._epoll is not None:
@@ -493,6 +496,11 @@ class MediaClock:
             for m in members:
                 if m is not None:
                     m._check_timeout(now)
+        if not self._live:
+            # Slots outlive their calls (the arrays keep the high-water mark): with no call left,
+            # decoding and DTMF-checking rows of silence is all a tick would do. An idle server
+            # spent 6% of a core on that after a burst.
+            return
 
         # ---- one pass over the members: received frame, what to send
         chunks: list[bytes] = []
