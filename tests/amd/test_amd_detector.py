@@ -3,6 +3,7 @@ import pytest
 
 import ringback.tts as tts
 from ringback.amd import AmdParams, Detector, DetectorBank, GreetingEnd, Verdict
+from tests.support.amd_signals import detect
 
 SR = 8000
 
@@ -22,16 +23,7 @@ def speech(text: str, **kw: object) -> np.ndarray:
 
 def run(x: np.ndarray, params: AmdParams | None = None) -> tuple[Detector, list[object]]:
     x = np.concatenate([x, sil(10)])
-    det = Detector(params)
-    events: list[object] = []
-    for i in range(x.size // 160):
-        ev = det.feed(x[i * 160 : (i + 1) * 160])
-        while ev is not None:
-            events.append(ev)
-            ev = det.next_event()
-        if det.done:
-            break
-    return det, events
+    return detect(x, params)
 
 
 GREETING = "Hi, you've reached John. I can't come to the phone right now. Please leave a message after the tone."

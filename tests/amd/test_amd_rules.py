@@ -13,6 +13,7 @@ import pytest
 from ringback.amd import AmdParams, Detector, GreetingEnd, Verdict
 from ringback.amd.beep import BeepTracker
 from ringback.engine.amd_run import _AmdBatcher
+from tests.support.amd_signals import detect
 
 SR = 8000
 RNG = np.random.default_rng(7)
@@ -43,16 +44,7 @@ def tone(hz: float | tuple[float, float], s: float, amp: float = 8000.0) -> np.n
 
 def run(*parts: np.ndarray, params: AmdParams | None = None, tail: float = 8.0) -> tuple[Detector, list[object]]:
     x = np.clip(np.concatenate([*parts, sil(tail)]), -32768, 32767).astype(np.int16)
-    det = Detector(params)
-    events: list[object] = []
-    for i in range(x.size // 160):
-        ev = det.feed(x[i * 160 : (i + 1) * 160])
-        while ev is not None:
-            events.append(ev)
-            ev = det.next_event()
-        if det.done:
-            break
-    return det, events
+    return detect(x, params)
 
 
 def beeps(events: list[object]) -> list[GreetingEnd]:

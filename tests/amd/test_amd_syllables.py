@@ -11,6 +11,7 @@ import numpy as np
 from ringback.amd import AmdParams, Detector, Verdict
 from ringback.amd.detector import SyllableCounter, spectral_floor
 from ringback.amd.features import frame_features
+from tests.support.amd_signals import detect
 
 SR = 8000
 RNG = np.random.default_rng(11)
@@ -31,16 +32,7 @@ def syllables(n: int, syl_s: float, dip_s: float = 0.06, amp: float = 3000.0) ->
 
 def run(*parts: np.ndarray, params: AmdParams | None = None, tail: float = 8.0) -> tuple[Detector, list[object]]:
     x = np.clip(np.concatenate([*parts, sil(tail)]), -32768, 32767).astype(np.int16)
-    det = Detector(params)
-    events: list[object] = []
-    for i in range(x.size // 160):
-        ev = det.feed(x[i * 160 : (i + 1) * 160])
-        while ev is not None:
-            events.append(ev)
-            ev = det.next_event()
-        if det.done:
-            break
-    return det, events
+    return detect(x, params)
 
 
 # --- the counter on constructed level sequences -----------------------------------------------
