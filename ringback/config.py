@@ -65,6 +65,8 @@ class Settings:
     node_id: str = ""
     # A node silent this long is dead: the others take its calls over (store/cluster.py).
     node_dead_after: float = 30.0
+    # SCHED_RR priority for the media clock's thread (0: normal scheduling).
+    rt_priority: int = 0
     max_call_seconds: float = 4 * 3600
     rtp_timeout: float = 60.0
     shutdown_grace: float = 30.0
@@ -130,6 +132,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sip-allow", help="CIDRs that may send INVITEs (RINGBACK_SIP_ALLOW; default: the trunk)")
     parser.add_argument("--sip-users", help="user:password,... digest users for inbound INVITEs (RINGBACK_SIP_USERS)")
     parser.add_argument("--register", action="store_const", const="1", help="REGISTER to the trunk (RINGBACK_REGISTER)")
+    parser.add_argument("--rt-priority", type=int, help="SCHED_RR priority 1-99 for the media clock thread "
+                        "(RINGBACK_RT_PRIORITY, default 0: normal; needs CAP_SYS_NICE)")
     parser.add_argument("--node-id", help="this node's name among nodes sharing a database (RINGBACK_NODE_ID, "
                         "default host:sip-port)")
     parser.add_argument("--node-dead-after", type=float, help="seconds without a heartbeat after which other "
@@ -178,6 +182,8 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.public_url = v
     if v := pick("cps", "CPS"):
         s.cps = float(v)
+    if v := pick("rt_priority", "RT_PRIORITY"):
+        s.rt_priority = int(v)
     if v := pick("node_id", "NODE_ID"):
         s.node_id = v
     if v := pick("node_dead_after", "NODE_DEAD_AFTER"):

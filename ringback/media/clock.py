@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import select
 import sys
 import threading
@@ -363,6 +364,7 @@ class MediaClock:
     # -- the thread
 
     def _run(self) -> None:
+        _take_rt_priority()
         start = time.monotonic()
         k = 0
         try:
@@ -698,3 +700,25 @@ def _switch_interval_users(delta: int) -> None:
         _switch_users = max(0, _switch_users + delta)
         if _switch_users == 0 and delta < 0:
             sys.setswitchinterval(_switch_saved)
+
+
+# Real-time priority for the clock's thread (`ringback serve --rt-priority N`); 0 leaves it as is.
+_rt_priority = 0
+
+
+def set_rt_priority(priority: int) -> None:
+    """Ask for SCHED_RR at `priority` (1-99) for clock threads started from now on."""
+    global _rt_priority
+    _rt_priority = max(0, min(99, int(priority)))
+
+
+def _take_rt_priority() -> None:
+    # On Linux the call applies to the calling thread only: the clock gets the CPU before call
+    # set-up and the API, and nothing else in the process is promoted.
+    if not _rt_priority or not hasattr(os, "sched_setscheduler"):
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(_rt_priority))
+    except OSError as exc:  # no CAP_SYS_NICE / RLIMIT_RTPRIO: keep running at normal priority
+        log.warning("media clock: real-time priority %d refused (%s); running at normal priority",
+                    _rt_priority, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -186,3 +187,52 @@ async def test_dtmf_in_band_from_a_busy_loop_still_detected(engine):
     assert engine.clock.ticks - ticks >= 15  # about 20 ticks went by meanwhile
     await task
     assert await b.next_digit(1.0) == "9"
+
+
+def _can_use_rt() -> bool:
+    try:
+        prio = os.sched_param(1)
+        old = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_RR, prio)
+        os.sched_setscheduler(0, old[0], old[1])
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.mark.skipif(not _can_use_rt(), reason="no permission for SCHED_RR here")
+async def test_rt_priority_promotes_the_clock_thread_only():
+    clock_mod.set_rt_priority(7)
+    try:
+        eng = MediaEngine("127.0.0.1", free_range())
+        await eng.start()
+        try:
+            await asyncio.sleep(0.05)
+            (t,) = _clock_threads()
+            assert os.sched_getscheduler(t.native_id) == os.SCHED_RR
+            assert os.sched_getparam(t.native_id).sched_priority == 7
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's thread is untouched
+        finally:
+            await eng.close()
+    finally:
+        clock_mod.set_rt_priority(0)
+
+
+async def test_a_refused_rt_priority_leaves_the_clock_running(monkeypatch, caplog):
+    def refuse(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    clock_mod.set_rt_priority(5)
+    try:
+        eng = MediaEngine("127.0.0.1", free_range())
+        await eng.start()
+        try:
+            a, b = await _pair(eng)
+            await asyncio.sleep(0.2)
+            assert eng.clock.running and eng.clock.ticks > 3
+        finally:
+            await eng.close()
+    finally:
+        clock_mod.set_rt_priority(0)
+    assert any("real-time priority 5 refused" in r.getMessage() for r in caplog.records)
