@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.server
 import multiprocessing
 import socket
 import statistics
@@ -36,16 +35,10 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_setup import CALLER, CallTimes, Responder, cpu_percent, ringback_serve  # noqa: E402
+from bench_setup import CALLER, CallTimes, HoldingApp, Responder, cpu_percent, ringback_serve  # noqa: E402
 
 BUSY = "+14155550190"
 
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    # The default listen backlog (5) refuses connections when many calls ask the app at once.
-    request_queue_size = 512
-    daemon_threads = True
 
 class BusyAwareResponder(Responder):
     """Answers like bench_setup's responder, but 486 for the busy number (the API load)."""
@@ -173,44 +166,21 @@ async def main_async(calls: int, rate: float, seconds: float, workdir: Path) -> 
     times: dict[str, CallTimes] = {}
     resp_t, resp = await loop.create_datagram_endpoint(lambda: BusyAwareResponder(times, sink_port),
                                                        local_addr=("127.0.0.1", 0))
-    body = f'<Response><Pause length="{3 * seconds + 30:g}"/></Response>'.encode()
-    up = [0]
-
-    class App(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _reply(self) -> None:
-            n = int(self.headers.get("Content-Length") or 0)
-            if n:
-                self.rfile.read(n)
-            up[0] += 1
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _reply  # noqa: N815
-
-        def log_message(self, *a: object) -> None:
-            pass
-
-    httpd = _Server(("127.0.0.1", 0), App)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    app = HoldingApp(f'<Response><Pause length="{3 * seconds + 30:g}"/></Response>')
     try:
         with ringback_serve(f"sip:127.0.0.1:{resp.port}", workdir) as rb:
             async with httpx.AsyncClient(base_url=rb.http, auth=(rb.sid, rb.token), timeout=30) as client:
                 for _ in range(calls):
                     r = await client.post(f"/2008-08-01/Accounts/{rb.sid}/Calls", data={
                         "Caller": CALLER, "Called": "4155550199",
-                        "Url": f"http://127.0.0.1:{httpd.server_address[1]}/app"})
+                        "Url": app.url})
                     assert r.status_code == 201, r.text
             deadline = time.monotonic() + 30
-            while up[0] < calls and time.monotonic() < deadline:
+            while app.requests < calls and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
             with open("/proc/loadavg") as f:
-                print(f"{up[0]} calls held with RTP to the sink; load average {f.read().split()[:3]}")
+                print(f"{app.requests} calls held with RTP to the sink; load average {f.read().split()[:3]}")
 
             for label, with_load in (("media alone", False), (f"media + POST /Calls at {rate:g}/s", True)):
                 sink.arrivals.clear()
@@ -233,7 +203,7 @@ async def main_async(calls: int, rate: float, seconds: float, workdir: Path) -> 
                                  f" ({len(lat)} calls, {failed} failed)")
                 print(f"{label:<32} packets {n:7d}  >5 ms off grid {100 * share:.3f}%  ringback CPU {cpu:5.1f}%{extra}")
     finally:
-        httpd.shutdown()
+        app.close()
         sink.close()
         resp_t.close()
 

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -51,6 +52,42 @@ class _Server(http.server.ThreadingHTTPServer):
     # The default listen backlog (5) refuses connections when many calls ask the app at once.
     request_queue_size = 512
     daemon_threads = True
+
+
+class HoldingApp:
+    """The app of the media runs, in threads: answers every request with `twiml` (a <Pause> that
+    holds the call) and counts the requests (the first request of a call = that call is up)."""
+
+    def __init__(self, twiml: str) -> None:
+        body = twiml.encode()
+        self.requests = 0
+        app = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _reply(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                app.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _reply  # noqa: N815
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/app"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
@@ -390,50 +427,20 @@ def run_media(n: int, hold_s: float, workdir: Path) -> dict[str, float]:
     try:
         with ringback_serve(f"sip:127.0.0.1:{sip_port}", workdir) as rb:
             idle_cpu, idle_rss = cpu_percent(rb.pid, 2.0)
-            body = f'<Response><Pause length="{hold_s:g}"/></Response>'
+            app = HoldingApp(f'<Response><Pause length="{hold_s:g}"/></Response>')
             with httpx.Client(base_url=rb.http, auth=(rb.sid, rb.token), timeout=30) as client:
-                import http.server
-                import threading
-
-                requests = [0]
-
-                class App(http.server.BaseHTTPRequestHandler):
-                    """The app: holds every call with a <Pause>; counts first requests (= calls up)."""
-
-                    protocol_version = "HTTP/1.1"
-
-                    def _reply(self) -> None:
-                        n_ = int(self.headers.get("Content-Length") or 0)
-                        if n_:
-                            self.rfile.read(n_)
-                        requests[0] += 1
-                        data = body.encode()
-                        self.send_response(200)
-                        self.send_header("Content-Type", "text/xml")
-                        self.send_header("Content-Length", str(len(data)))
-                        self.end_headers()
-                        self.wfile.write(data)
-
-                    do_GET = do_POST = _reply  # noqa: N815
-
-                    def log_message(self, *a: object) -> None:
-                        pass
-
-                httpd = _Server(("127.0.0.1", 0), App)
-                threading.Thread(target=httpd.serve_forever, daemon=True).start()
-                url = f"http://127.0.0.1:{httpd.server_address[1]}/app"
                 path = f"/2008-08-01/Accounts/{rb.sid}/Calls.json"
                 for _ in range(n):
-                    r = client.post(path, data={"Caller": CALLER, "Called": "4155550199", "Url": url})
+                    r = client.post(path, data={"Caller": CALLER, "Called": "4155550199", "Url": app.url})
                     assert r.status_code == 201, r.text
                 deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and requests[0] < n:
+                while time.monotonic() < deadline and app.requests < n:
                     time.sleep(0.2)
-                total = requests[0]
+                total = app.requests
                 time.sleep(1.0)
                 cpu, rss = cpu_percent(rb.pid, 3.0)
                 scpu, _ = cpu_percent(sipp_pid, 1.0)
-                httpd.shutdown()
+                app.close()
             return {"n": n, "cpu": cpu, "rss": rss, "idle_cpu": idle_cpu, "idle_rss": idle_rss, "sipp_cpu": scpu,
                     "up": total}
     finally:
