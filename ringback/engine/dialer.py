@@ -80,10 +80,12 @@ class Dialer:
 
     async def start(self) -> None:
         await self.recover()
-        await self.ctx.db(lambda s: cluster.heartbeat(s, self.ctx.node_id))
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name="dialer")
         if self.dead_after > 0:
+            # Without the watch this node never beats again: a row written now would go stale and
+            # make the other nodes take its live calls over.
+            await self.ctx.db(lambda s: cluster.heartbeat(s, self.ctx.node_id))
             self._watch = loop.create_task(self._watch_nodes(), name="node-watch")
 
     async def stop(self) -> None:
@@ -108,12 +110,12 @@ class Dialer:
         while not self._stopping:
             await asyncio.sleep(beat)
             try:
-                await self.check_nodes()
+                await self._check_nodes()
             except Exception:
                 log.exception("node watch failed")
 
-    async def check_nodes(self) -> list[str]:
-        """One round of the watch: this node's heartbeat, then any takeover. Returns nodes taken over."""
+    async def _check_nodes(self) -> None:
+        """One round of the watch: this node's heartbeat, then any takeover."""
         node = self.ctx.node_id
         silent_since = queue.stale_cutoff(self.dead_after)
 
@@ -134,7 +136,6 @@ class Dialer:
                         dead, self.dead_after, requeued, finalised)
         if any(requeued for _, requeued, _ in taken):
             self._wake.set()
-        return [dead for dead, _, _ in taken]
 
     async def _run(self) -> None:
         while not self._stopping:
