@@ -15,6 +15,19 @@ pytestmark = pytest.mark.interop
 GATHER = '<Response><Gather action="/got" timeout="5"><Say>Please enter your code</Say></Gather></Response>'
 
 
+async def _gather_call(h, sipp) -> list:  # type: ignore[no-untyped-def]
+    """One call whose app gathers digits, ended Complete; returns the one request to /got."""
+    h.app.twiml("/app", GATHER)
+    h.app.twiml("/got", "<Response><Hangup/></Response>")
+    sid = await h.make_call("/app")
+    call = await h.wait_final(sid)
+    assert await sipp.wait(10) == 0, sipp.diagnostics()
+    assert call["Status"] == "2"
+    got = [r for r in h.requests_for(sid) if r.path == "/got"]
+    assert len(got) == 1, [r.path for r in h.requests_for(sid)]
+    return got
+
+
 @pytest.mark.parametrize("payload_type", [101, 120])
 async def test_rfc4733_digits_reach_gather(tmp_path: Path, payload_type: int) -> None:
     workdir = tmp_path / "sipp"
@@ -26,14 +39,7 @@ async def test_rfc4733_digits_reach_gather(tmp_path: Path, payload_type: int) ->
         sipp_uas("uas_dtmf.xml", workdir, keys=keys, subst=subst, pause_ms=800) as sipp,
         start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h,
     ):
-        h.app.twiml("/app", GATHER)
-        h.app.twiml("/got", "<Response><Hangup/></Response>")
-        sid = await h.make_call("/app")
-        call = await h.wait_final(sid)
-        assert await sipp.wait(10) == 0, sipp.diagnostics()
-    assert call["Status"] == "2"
-    got = [r for r in h.requests_for(sid) if r.path == "/got"]
-    assert len(got) == 1, [r.path for r in h.requests_for(sid)]
+        got = await _gather_call(h, sipp)
     # Each event is sent as several updates and a triple end packet: each digit counted once.
     assert got[0].params["Digits"] == "4821"
     assert got[0].signature_ok
@@ -51,11 +57,5 @@ async def test_sip_info_digits_reach_gather(tmp_path: Path) -> None:
         sipp_uas("uas_info_dtmf.xml", workdir, keys={"te": "101"}, pause_ms=800) as sipp,
         start_ringback(tmp_path / "rb", f"sip:127.0.0.1:{sipp.port}") as h,
     ):
-        h.app.twiml("/app", GATHER)
-        h.app.twiml("/got", "<Response><Hangup/></Response>")
-        sid = await h.make_call("/app")
-        call = await h.wait_final(sid)
-        assert await sipp.wait(10) == 0, sipp.diagnostics()
-    assert call["Status"] == "2"
-    got = [r for r in h.requests_for(sid) if r.path == "/got"]
-    assert len(got) == 1 and got[0].params["Digits"] == "4821"
+        got = await _gather_call(h, sipp)
+    assert got[0].params["Digits"] == "4821"
