@@ -10,12 +10,12 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from typing import Any
 
 from ringback.config import add_server_arguments, load_settings
+from ringback.control import free_udp_tcp_port
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # one process, and 596 vs 229 calls/s sustained, because the engine's per-call work no
         # longer queues behind HTTP on one event loop.
         settings.role = "api"
-        settings.control = f"127.0.0.1:{_free_udp_tcp_port()}"
+        settings.control = f"127.0.0.1:{free_udp_tcp_port()}"
         settings.control_secret = secrets.token_hex(16)
 
     server = RingbackServer(settings)
@@ -93,19 +93,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _free_udp_tcp_port() -> int:
-    """A loopback port free for both UDP and TCP (the engine's control port uses both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free control port")
 
 
 def cmd_account_create(args: argparse.Namespace) -> int:

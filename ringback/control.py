@@ -81,3 +81,18 @@ class ControlReceiver(asyncio.DatagramProtocol):
 
 def secret_ok(headers: Any, secret: str) -> bool:
     return hmac.compare_digest(str(headers.get(SECRET_HEADER, "")), secret)
+
+
+def free_udp_tcp_port() -> int:
+    """A loopback port free for both UDP and TCP (the engine's control port uses both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free control port")

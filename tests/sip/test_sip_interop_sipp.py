@@ -3,11 +3,11 @@
 import asyncio
 import contextlib
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from ringback.control import free_udp_tcp_port as free_port  # SIPp binds UDP and TCP
 from ringback.sip.events import Answered, Failed, Hangup, Ringing
 from ringback.sip.sdp import make_answer, make_offer, parse_answer
 from ringback.sip.ua import IncomingCall, UserAgent
@@ -15,20 +15,6 @@ from ringback.sip.ua import IncomingCall, UserAgent
 pytestmark = [pytest.mark.interop,
               pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed")]
 SCEN = Path(__file__).parent / "scenarios"
-
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
 
 
 async def start_sipp(scenario: str, *args: str, transport: str = "udp") -> tuple[asyncio.subprocess.Process, int]:
