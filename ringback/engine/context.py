@@ -41,17 +41,9 @@ class EngineContext:
         from ringback.engine.webhooks import AppClient
 
         if self.http_client is None:
-            import httpx
-
-            from ringback.engine.http_gate import GatedTransport
             from ringback.engine.webhooks import shared_client
 
-            # Few idle keep-alive connections: httpcore's pool walks every connection it holds (a
-            # poll() syscall for each idle one) each time a request starts or ends, so 64 idle
-            # connections cost more CPU per app request than the request itself. Open connections
-            # still grow to max_connections when that many requests are in flight.
-            pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=512, max_keepalive_connections=8))
-            self.http_client = shared_client(GatedTransport(pool))
+            self.http_client = shared_client()
             # httpx logs every request at INFO: a log line per app request is most of the cost of
             # a short call's logging. Kept when the operator asked for verbose (DEBUG) logs.
             httpx_log = logging.getLogger("httpx")

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +113,6 @@ async def place_call(
     *,
     timeout: float,
     headers: dict[str, str] | None = None,
-    on_ringing: Callable[[], Any] | None = None,
     cancel: asyncio.Event | None = None,
     label: str = "",
 ) -> PlaceResult:
@@ -160,10 +158,9 @@ async def place_call(
                 await media.close()
                 return PlaceResult(None, 487, "no response to CANCEL", rang)
             if isinstance(ev, Ringing):
-                if not rang:
-                    rang = True
-                    if on_ringing is not None:
-                        on_ringing()
+                # Not written to the database: REST Status is 1 from the INVITE on, and nothing
+                # reads an internal "ringing" state (a write per call for no reader).
+                rang = True
             elif isinstance(ev, Answered):
                 if cancelled:
                     # A 200 raced our CANCEL: the UA ACKs and BYEs it; we treat it as not answered.

@@ -85,16 +85,12 @@ async def run_outbound(ctx: EngineContext, spec: CallSpec) -> None:
     try:
         await ctx.db(lambda s: queue.mark_dialing(s, spec.sid))
 
-        def on_ringing() -> None:
-            ctx.spawn(ctx.db(lambda s: queue.set_state(s, spec.sid, "ringing")), name=f"ringing-{spec.sid}")
-
         res = await place_call(
             ctx,
             numbers.to_e164(spec.called),
             numbers.to_e164(spec.caller),
             timeout=float(spec.timeout),
             headers={"X-Ringback-CallSid": spec.sid},
-            on_ringing=on_ringing,
             label=spec.sid,
         )
         sip_code = res.code

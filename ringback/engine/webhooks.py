@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from ringback.engine.http_transport import AppTransport
 from ringback.signing import HEADER as SIGNATURE_HEADER
 from ringback.signing import compute_signature
 
@@ -376,13 +377,23 @@ def shared_client(
     verify: bool | ssl.SSLContext = True,
 ) -> httpx.AsyncClient:
     """One HTTP client for many calls' app requests. Building an httpx client per call cost more
-    CPU than the call's request itself; the per-call state (cookies) lives in each AppClient."""
+    CPU than the call's request itself; the per-call state (cookies) lives in each AppClient.
+    The transport is ours (http_transport.py: keep-alive per origin, a cap per origin)."""
+    if transport is None:
+        if verify is True:
+            ctx: ssl.SSLContext = _default_ssl_context()
+        elif verify is False:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            ctx = verify
+        transport = AppTransport(ssl_context=ctx)
     client = httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
         follow_redirects=False,
         trust_env=False,
-        verify=_default_ssl_context() if verify is True else verify,
         headers={"User-Agent": USER_AGENT},
     )
     client.cookies.jar.set_policy(_NoCookies())
@@ -522,13 +533,15 @@ class AppClient:
         request = self._http.build_request(
             method, public, headers=headers, data=form if method == "POST" else None
         )
-        self._jar.set_cookie_header(request)
+        if self._jar:  # the cookie jar's machinery costs more than a small request: only when it holds some
+            self._jar.set_cookie_header(request)
         auth: httpx.Auth | None = None
         if split.username is not None:
             auth = _ChallengeAuth(parsed.username, parsed.password)
         try:
             response = await self._http.send(request, auth=auth, stream=True)
-            self._jar.extract_cookies(response)
+            if "set-cookie" in response.headers:
+                self._jar.extract_cookies(response)
             try:
                 body = await self._read_capped(response, cap)
             finally:

@@ -10,7 +10,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ringback.engine.http_gate import GatedTransport
+from ringback.engine.http_transport import AppTransport
 from ringback.engine.webhooks import (
     AppClient,
     FetchPolicy,
@@ -98,7 +98,7 @@ async def test_calls_sharing_one_http_client_keep_their_own_cookies(app_server: 
         resp.set_cookie("who", r.query_params["who"])
         return resp
 
-    shared = shared_client(GatedTransport(httpx.AsyncHTTPTransport()))
+    shared = shared_client()
     try:
         c1, c2 = client(client=shared), client(client=shared)
         await c1.fetch(app_server.url("/c"), "GET", {"who": "one"})
@@ -126,7 +126,7 @@ async def test_requests_beyond_the_per_origin_cap_wait_their_turn_and_all_comple
         inside -= 1
         return xml()
 
-    gate = GatedTransport(httpx.AsyncHTTPTransport(), per_origin=4)
+    gate = AppTransport(per_origin=4)
     shared = shared_client(gate)
     try:
         results = await asyncio.gather(*(client(client=shared).fetch(app_server.url("/slow"), "POST", {})
