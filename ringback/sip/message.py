@@ -57,6 +57,19 @@ def canonical_name(name: str) -> str:
     return _CANON.get(low, name)
 
 
+_KEYS: dict[str, str] = {}
+
+
+def _lookup_key(name: str) -> str:
+    """The index key of a header name as code spells it ("Call-ID", "call-id", "i")."""
+    key = _KEYS.get(name)
+    if key is None:
+        key = canonical_name(name).lower()
+        if len(_KEYS) < 4096:  # names come from our code, but never let the memo grow unbounded
+            _KEYS[name] = key
+    return key
+
+
 def new_branch() -> str:
     return BRANCH_COOKIE + secrets.token_hex(8)
 
@@ -105,24 +118,48 @@ class Message:
     # parsed From/To/Via, computed once; every header mutation through the methods below clears it
     _cache: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # Replacing the header list outdates the parsed views and the index.
+        if name == "headers" and "_cache" in self.__dict__:
+            self._cache.clear()
+        object.__setattr__(self, name, value)
+
     # --- header access -------------------------------------------------
+    def _index(self) -> dict[str, list[str]]:
+        """Header values by lower-case name, built once per header list: a message is read
+        a dozen times between parse and handling, and scanning the list each time with
+        lower() on every name was most of the parse cost."""
+        idx: dict[str, list[str]] | None = self._cache.get("idx")  # type: ignore[assignment]
+        if idx is None:
+            idx = {}
+            for n, v in self.headers:
+                low = n.lower()
+                vals = idx.get(low)
+                if vals is None:
+                    idx[low] = [v]
+                else:
+                    vals.append(v)
+            self._cache["idx"] = idx
+        return idx
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        low = canonical_name(name).lower()
-        for n, v in self.headers:
-            if n.lower() == low:
-                return v
-        return default
+        vals = self._index().get(_lookup_key(name))
+        return vals[0] if vals else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header; comma lists are split for the multi-valued headers."""
-        low = canonical_name(name).lower()
+        low = _lookup_key(name)
+        vals = self._index().get(low)
+        if not vals:
+            return []
+        if low not in MULTI:
+            return list(vals)
         out: list[str] = []
-        for n, v in self.headers:
-            if n.lower() == low:
-                if low in MULTI:
-                    out.extend(p.strip() for p in _split_quoted(v, ",") if p.strip())
-                else:
-                    out.append(v)
+        for v in vals:
+            if "," in v:
+                out.extend(p.strip() for p in _split_quoted(v, ",") if p.strip())
+            elif v:
+                out.append(v.strip())
         return out
 
     def set(self, name: str, value: str) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Row, Select, Update, bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from ringback.store.hot import HotStatement
 from ringback.store.models import (
     STATUS_APP_ERROR,
     STATUS_IN_PROGRESS,
@@ -32,7 +34,10 @@ def queued_candidates(session: Session, limit: int, skip_accounts: Iterable[str]
     """(sid, account_sid) of the oldest queued top-level calls, not yet claimed."""
     skip = list(skip_accounts)
     pg = session.bind is not None and session.bind.dialect.name == "postgresql"
-    q = _candidates(limit, pg) if not skip else _candidates(limit, pg).where(Call.account_sid.not_in(skip))
+    if not skip:
+        # The dialer's poll, once per wake-up: on the raw cursor (store/hot.py).
+        return [(r[0], r[1]) for r in _hot_candidates(limit, pg).execute(session, {}).fetchall()]
+    q = _candidates(limit, pg).where(Call.account_sid.not_in(skip))
     return [(r[0], r[1]) for r in session.execute(q).all()]
 
 
@@ -46,6 +51,11 @@ def _candidates(limit: int, pg: bool) -> Select[tuple[str, str]]:
         .limit(limit)
     )
     return q.with_for_update(skip_locked=True) if pg else q
+
+
+@functools.cache
+def _hot_candidates(limit: int, pg: bool) -> HotStatement:
+    return HotStatement(_candidates(limit, pg))
 
 
 # The engine's per-call writes, built once: a statement built per call costs its construction and
@@ -63,13 +73,17 @@ _CLAIM = (
     .values(state="claimed", claimed_by=bindparam("b_node", type_=_CALLS.c.claimed_by.type),
             claimed_at=bindparam("b_now", type_=_CALLS.c.claimed_at.type))
 )
-_CLAIM_RETURNING_STMT = _CLAIM.returning(*_CLAIM_RETURNING)
+_HOT_CLAIM = HotStatement(_CLAIM)
+_HOT_CLAIM_RETURNING = HotStatement(_CLAIM.returning(*_CLAIM_RETURNING))
+_HOT_CLAIMED = HotStatement(
+    select(*_CLAIM_RETURNING).where(_CALLS.c.sid == bindparam("b_sid", type_=_CALLS.c.sid.type))
+)
 
 
 @functools.cache
-def _update_by_sid(columns: tuple[str, ...]) -> Update:
+def _update_by_sid(columns: tuple[str, ...]) -> HotStatement:
     """UPDATE calls SET <columns> WHERE sid = :b_sid, one statement per set of columns."""
-    return (
+    return HotStatement(
         update(_CALLS)
         .where(_CALLS.c.sid == bindparam("b_sid", type_=_CALLS.c.sid.type))
         .values({c: bindparam("b_" + c, type_=_CALLS.c[c].type) for c in columns})
@@ -80,7 +94,7 @@ def _update(session: Session, sid: str, values: dict[str, object]) -> None:
     _autoflush(session)
     params = {"b_" + k: v for k, v in values.items()}
     params["b_sid"] = sid
-    session.connection().execute(_update_by_sid(tuple(values)), params)
+    _update_by_sid(tuple(values)).execute(session, params)
 
 
 def _autoflush(session: Session) -> None:
@@ -89,20 +103,21 @@ def _autoflush(session: Session) -> None:
         session.flush()
 
 
-def claim_row(session: Session, sid: str, node_id: str) -> Row[tuple[object, ...]] | None:
+def claim_row(session: Session, sid: str, node_id: str) -> tuple[Any, ...] | None:
     """claim() without loading the ORM row: the UPDATE returns what the engine needs (sid,
     account_sid, caller, called, url, method, send_digits, if_machine, timeout, flags).
 
-    One statement instead of an UPDATE and a SELECT through the identity map, per call.
+    One statement instead of an UPDATE and a SELECT through the identity map, per call, run on
+    the raw cursor (store/hot.py).
     """
     _autoflush(session)
-    conn = session.connection()
     params = {"b_sid": sid, "b_node": node_id, "b_now": utcnow()}
-    if conn.dialect.update_returning:
-        return conn.execute(_CLAIM_RETURNING_STMT, params).first()
-    if conn.execute(_CLAIM, params).rowcount != 1:
+    if session.connection().dialect.update_returning:
+        row = _HOT_CLAIM_RETURNING.execute(session, params).fetchone()
+        return tuple(row) if row is not None else None
+    if _HOT_CLAIM.execute(session, params).rowcount != 1:
         return None
-    return conn.execute(select(*_CLAIM_RETURNING).where(_CALLS.c.sid == sid)).first()
+    return _HOT_CLAIMED.execute(session, {"b_sid": sid}).fetchone()
 
 
 def claim(session: Session, sid: str, node_id: str) -> Call | None:

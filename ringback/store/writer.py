@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from ringback.store.hot import HOT_WRITES
+
 if TYPE_CHECKING:
     from .db import Store
 
@@ -203,12 +205,12 @@ class Writer:
             assert self._sessionmaker is not None
             with self._turn(), self._sessionmaker() as s:
                 for fn, fut in jobs:
-                    writes = self._writes
+                    writes = self._writes + s.info.get(HOT_WRITES, 0)
                     try:
                         result = fn(s)
                         s.flush()  # the job's ORM changes reach the database now, counted as its writes
                     except Exception as exc:  # noqa: BLE001 - delivered to the job's caller
-                        if self._writes != writes or s.new or s.dirty or s.deleted:
+                        if self._writes + s.info.get(HOT_WRITES, 0) != writes or s.new or s.dirty or s.deleted:
                             # It failed after writing: only undoing the whole batch removes its rows.
                             raise _FailedAfterWriting from exc
                         # It failed before writing anything (a rejected request): the batch goes on.

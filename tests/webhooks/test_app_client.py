@@ -5,7 +5,6 @@ import base64
 import hashlib
 import re
 
-import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
