@@ -22,7 +22,7 @@ SR = 8000
 SEED = 20080801
 RECIPE_VERSION = 1
 Truth = Literal["human", "machine", "silence", "fax"]
-Split = Literal["tune", "heldout", "fresh", "fresh2", "fresh3"]
+Split = Literal["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4"]
 
 HUMAN_PHRASES = [
     "Hello?", "Yeah?", "Hi.", "Hello.", "Yes?", "Hi, this is Dana.", "Hello, this is Mark.",
@@ -103,6 +103,21 @@ FRESH3_BEEPS = [330.0, 560.0, 1150.0, 1480.0, 1950.0, 2350.0]
 FRESH3_RATE_BANDS = ((80, 100), (291, 340))  # wpm, half-open; the earlier splits used 100-290
 FRESH3_PITCH_BANDS = ((0, 101),)  # all of espeak's range (every value was used before)
 
+# A fifth held-out split, defined in the fourth round of tuning (issue 5, rate-relative pause rules)
+# before any detector change of that round, and run once before and once after it; nothing is
+# tuned on it. Espeak variants used in no other split, speaking rates beyond every earlier range
+# at both ends (espeak's fastest, 340-450 wpm, and slower than espeak can speak: 60-79 wpm, made
+# by stretching 80 wpm speech in time with its pitch kept, see ``_stretch``), three new noise kinds
+# (wind, music, washer) and six beep frequencies never used. Pitch: all of espeak's range, as fresh3.
+FRESH4_SEED = 20261201
+FRESH4_VOICES = [("en-us", "klatt2"), ("en-gb-x-gbclan", "Michael"), ("en-us", "john"), ("en-029", "grandma"),
+                 ("en-gb-x-rp", "victor"), ("en-us-nyc", "ian"), ("en-gb-scotland", "aunty"), ("en-us", "Reed")]
+FRESH4_NOISES = ["wind", "music", "washer"]
+FRESH4_BEEPS = [420.0, 700.0, 980.0, 1250.0, 1750.0, 2450.0]
+FRESH4_RATE_BANDS = ((60, 80), (340, 451))  # wpm, half-open; the earlier splits used 80-339
+FRESH4_PITCH_BANDS = ((0, 101),)
+ESPEAK_MIN_RATE = 80  # espeak-ng speaks no slower; slower rates are stretched from this one
+
 
 @dataclass
 class Clip:
@@ -169,8 +184,38 @@ def _cadence(freqs: tuple[float, ...], on: float, off: float, total: float, dbfs
     return np.concatenate(out)[: int(total * SR)]
 
 
+def _stretch(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` made ``factor`` times longer with its pitch kept (WSOLA: 40 ms Hann windows laid down
+    every 10 ms, each taken from within +-10 ms of its nominal place where it best continues the
+    previous one), so a slow speaker sounds like a slow speaker, not a lower voice."""
+    win, hop, tol = 320, 80, 80
+    if factor == 1.0 or x.size < win + 2 * tol:
+        return x
+    w = np.hanning(win)
+    src = np.concatenate([np.zeros(tol), x, np.zeros(win + 2 * tol)])
+    n_out = int(round(x.size * factor))
+    y = np.zeros(n_out + win)
+    norm = np.zeros(n_out + win)
+    prev = tol  # where (in src) the previous window was taken from
+    for k in range((n_out + hop - 1) // hop):
+        nominal = tol + int(round(k * hop / factor))
+        if k == 0:
+            pos = nominal
+        else:
+            natural = src[prev + hop : prev + hop + win]
+            cands = src[nominal - tol : nominal + tol + win]
+            pos = nominal - tol + int(np.argmax(np.correlate(cands, natural, "valid")))
+        y[k * hop : k * hop + win] += src[pos : pos + win] * w
+        norm[k * hop : k * hop + win] += w
+        prev = pos
+    return (y / np.maximum(norm, 1e-3))[:n_out]
+
+
 def _speech(text: str, voice: tuple[str, str], rate: int, pitch: int, dbfs: float) -> np.ndarray:
-    pcm = tts.synth(text, language=voice[0], variant=voice[1], rate=rate, pitch=pitch).astype(np.float64)
+    spoken = max(rate, ESPEAK_MIN_RATE)
+    pcm = tts.synth(text, language=voice[0], variant=voice[1], rate=spoken, pitch=pitch).astype(np.float64)
+    if rate < spoken:  # fresh4's slowest speakers only: no earlier split asks for under 80 wpm
+        pcm = _stretch(pcm, spoken / rate)
     # Trim espeak's leading/trailing silence so labels are exact.
     nz = np.flatnonzero(np.abs(pcm) > 64)
     if nz.size:
@@ -267,6 +312,45 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
         spec /= np.maximum(np.fft.rfftfreq(n, 1 / SR), 60.0) / 60.0
         road = np.fft.irfft(spec, n)
         x = engine / (np.sqrt(np.mean(engine**2)) + 1e-9) + road / (np.sqrt(np.mean(road**2)) + 1e-9)
+    elif kind == "wind":
+        # Wind on the handset: low-passed (1/f) rumble in gusts, the level swelling and dropping
+        # over 1-5 s with a random envelope rather than a sine.
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec /= np.maximum(np.fft.rfftfreq(n, 1 / SR), 30.0)
+        x = np.fft.irfft(spec, n)
+        knots = rng.uniform(0.1, 1.0, n // SR + 3)
+        gust = np.interp(np.arange(n) / SR, np.arange(knots.size), knots) ** 2
+        x = x / (np.sqrt(np.mean(x**2)) + 1e-9) * gust
+    elif kind == "music":
+        # A radio in the room: chords of three harmonic notes changing every 0.25-0.6 s, over a
+        # little pink noise. Tonal, but never one pure partial (each note has harmonics).
+        t = np.arange(n) / SR
+        x = np.zeros(n)
+        pos = 0
+        while pos < n:
+            m = min(n - pos, int(rng.uniform(0.25, 0.6) * SR))
+            root = 110.0 * 2 ** (int(rng.integers(0, 24)) / 12)
+            for semis in (0, 4, 7):
+                f = root * 2 ** (semis / 12)
+                for h in range(1, 6):
+                    if f * h < 3400:
+                        x[pos : pos + m] += np.sin(2 * np.pi * f * h * t[:m] + rng.uniform(0, 6.3)) / h
+            pos += m
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec /= np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
+        pink = np.fft.irfft(spec, n)
+        x = x / (np.sqrt(np.mean(x**2)) + 1e-9) + 0.3 * pink / (np.sqrt(np.mean(pink**2)) + 1e-9)
+    elif kind == "washer":
+        # A washing machine or dishwasher: water sloshing (200-1500 Hz noise swelling once or twice
+        # a second) over the motor's 50 Hz hum and its harmonics.
+        t = np.arange(n) / SR
+        spec = np.fft.rfft(rng.standard_normal(n))
+        fr = np.fft.rfftfreq(n, 1 / SR)
+        spec[(fr < 200.0) | (fr > 1500.0)] = 0.0
+        slosh = np.fft.irfft(spec, n)
+        slosh *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 6.3))
+        motor = sum(np.sin(2 * np.pi * 50.0 * k * t + rng.uniform(0, 6.3)) / k for k in (1, 2, 3, 4, 6))
+        x = slosh / (np.sqrt(np.mean(slosh**2)) + 1e-9) + 0.5 * motor / (np.sqrt(np.mean(motor**2)) + 1e-9)
     elif kind == "babble":
         # Distant chatter: several far voices summed, quiet and continuous.
         parts = []
@@ -307,6 +391,9 @@ class _Builder:
         if split == "fresh3":
             self.voices, self.noises, self.beeps = FRESH3_VOICES, FRESH3_NOISES, FRESH3_BEEPS
             self.rate_bands, self.pitch_bands = FRESH3_RATE_BANDS, FRESH3_PITCH_BANDS
+        if split == "fresh4":
+            self.voices, self.noises, self.beeps = FRESH4_VOICES, FRESH4_NOISES, FRESH4_BEEPS
+            self.rate_bands, self.pitch_bands = FRESH4_RATE_BANDS, FRESH4_PITCH_BANDS
 
     def pick(self, seq: list) -> object:  # type: ignore[type-arg]
         return seq[int(self.rng.integers(len(seq)))]
@@ -314,7 +401,7 @@ class _Builder:
     def voice_args(self) -> tuple[tuple[str, str], int, int, float]:
         r = self.rng
         if self.rate_bands is not None and self.pitch_bands is not None:
-            # fresh2/fresh3 only (the other splits keep their exact random draws): a band, then a value.
+            # fresh2-fresh4 only (the other splits keep their exact random draws): a band, then a value.
             rate = int(r.integers(*self.rate_bands[int(r.integers(len(self.rate_bands)))]))
             pitch = int(r.integers(*self.pitch_bands[int(r.integers(len(self.pitch_bands)))]))
             return self.pick(self.voices), rate, pitch, float(r.uniform(-32, -10))  # type: ignore[return-value]
@@ -389,7 +476,7 @@ class _Builder:
 
 
 COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5), "fresh": (60, 45, 10, 5, 5),
-          "fresh2": (60, 45, 10, 5, 5), "fresh3": (60, 45, 10, 5, 5)}
+          "fresh2": (60, 45, 10, 5, 5), "fresh3": (60, 45, 10, 5, 5), "fresh4": (72, 54, 12, 6, 6)}
 # (human, machine, carrier, silence, fax)
 
 
@@ -444,7 +531,14 @@ def build_fresh3(seed: int = FRESH3_SEED) -> list[Clip]:
     return build_fresh(seed, "fresh3", 4)
 
 
+def build_fresh4(seed: int = FRESH4_SEED) -> list[Clip]:
+    """The fifth held-out split (150 clips); build it in its own process (see above)."""
+    return build_fresh(seed, "fresh4", 5)
+
+
 def _build_which(which: str) -> tuple[list[Clip], int]:
+    if which == "fresh4":
+        return build_fresh4(), FRESH4_SEED
     if which == "fresh3":
         return build_fresh3(), FRESH3_SEED
     if which == "fresh":
@@ -455,7 +549,7 @@ def _build_which(which: str) -> tuple[list[Clip], int]:
 
 
 def load_or_build(path: Path, fresh: bool = False, which: str | None = None) -> list[Clip]:
-    """``which``: "main" (tune + heldout), "fresh", "fresh2" or "fresh3", each in its own directory
+    """``which``: "main" (tune + heldout), "fresh", "fresh2", "fresh3" or "fresh4", each in its own directory
     (``fresh=True`` is the older spelling of which="fresh"). Build each in a fresh process:
     espeak-ng's output depends on what it synthesised before."""
     try:
@@ -469,10 +563,11 @@ def load_or_build(path: Path, fresh: bool = False, which: str | None = None) -> 
 if __name__ == "__main__":
     import sys
 
-    which = next((w for w in ("fresh3", "fresh2", "fresh") if f"--{w}" in sys.argv), "main")
+    which = next((w for w in ("fresh4", "fresh3", "fresh2", "fresh") if f"--{w}" in sys.argv), "main")
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     default = {"main": "bench/out/amd_corpus", "fresh": "bench/out/amd_corpus_fresh",
-               "fresh2": "bench/out/amd_corpus_fresh2", "fresh3": "bench/out/amd_corpus_fresh3"}[which]
+               "fresh2": "bench/out/amd_corpus_fresh2", "fresh3": "bench/out/amd_corpus_fresh3",
+               "fresh4": "bench/out/amd_corpus_fresh4"}[which]
     out = Path(args[0] if args else default)
     cs, seed = _build_which(which)
     save(cs, out, seed)

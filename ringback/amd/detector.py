@@ -243,12 +243,13 @@ class Detector:
                 if self.first_speech_ms < 0:
                     self.first_speech_ms = start
                 pause = start - self.last_speech_end_ms if self.last_speech_end_ms >= 0 else -1
-                if pause < 0 or pause >= p.utterance_gap_ms:
+                period = self.syllable_period_ms()
+                if pause < 0 or pause >= max(p.utterance_gap_ms, p.utterance_gap_periods * period):
                     self._utt_start_ms = start  # a long pause starts a new utterance
                     self.utterances += 1
-                elif pause >= p.sentence_pause_ms and self.utterances == 1:
+                elif pause >= max(p.sentence_pause_ms, p.sentence_pause_periods * period) and self.utterances == 1:
                     self.sentence_pauses += 1
-                if pause < 0 or pause >= p.word_gap_ms:
+                if pause < 0 or pause >= max(p.word_gap_ms, p.word_gap_periods * period):
                     self.words += 1
                 self.voiced_ms += self._raw_run * FRAME_MS
             elif self._in_speech:
@@ -283,14 +284,15 @@ class Detector:
                 self._decide("machine", "max-words")
             elif self.sentence_pauses >= p.machine_sentences:
                 self._decide("machine", "sentences")
-            elif self.sentence_pauses > 0 and self.voiced_ms >= p.machine_sentence_speech_ms:
+            elif self.sentence_pauses > 0 and self._syl.count >= p.machine_sentence_syllables:
                 self._decide("machine", "sentences-speech")
             elif silence_ms > 0 and not bt.busy and silence_ms >= self._human_silence_needed():
                 self._decide("human", "short-greeting")
             elif now >= p.total_analysis_ms:
                 # Still talking (or barely paused) after lots of speech: a machine. A long phrase
                 # followed by a long wait is how people answer, so that stays undecided.
-                talking = self._in_speech or silence_ms < p.utterance_gap_ms
+                talking = self._in_speech or silence_ms < max(
+                    p.utterance_gap_ms, p.utterance_gap_periods * self.syllable_period_ms())
                 if self.voiced_ms >= p.timeout_machine_speech_ms and talking:
                     self._decide("machine", "timeout-speech")
                 else:
@@ -319,19 +321,29 @@ class Detector:
         snr = band - band_floor
         return snr >= p.vad_snr_db or (snr >= p.vad_voiced_snr_db and band_flat <= p.vad_voiced_max_flatness)
 
-    def _human_silence_needed(self) -> int:
-        # The longer they spoke, the longer the silence must be: machines pause between sentences.
+    def syllable_period_ms(self) -> float:
+        """This speaker's pace: voiced ms per syllable so far, shrunk towards the prior while few
+        syllables are heard (one "Hello?" is too little to trust on its own)."""
         p = self.params
-        v = self.voiced_ms
-        if self.sentence_pauses > 0:
-            return p.human_long_silence_ms if v < p.human_max_speech_ms else 1 << 30
-        if v < p.human_short_speech_ms:
-            return p.human_silence_ms
-        if v < p.human_mid_speech_ms:
-            return p.human_mid_silence_ms
-        if v < p.human_max_speech_ms:
-            return p.human_long_silence_ms
-        return 1 << 30
+        w = p.rate_prior_syllables
+        t = (self.voiced_ms + w * p.rate_prior_period_ms) / (self._syl.count + w) if (self._syl.count + w) > 0 \
+            else float(p.rate_prior_period_ms)
+        return min(max(t, p.rate_min_period_ms), p.rate_max_period_ms)
+
+    def _human_silence_needed(self) -> float:
+        # The more they said, the longer the silence must be (machines pause between sentences),
+        # and all of it in this speaker's syllable periods: a slow reader's sentence pause is
+        # longer in ms than a fast person's wait, but not in periods.
+        p = self.params
+        n = self._syl.count
+        if n >= p.human_max_syllables:
+            return float(1 << 30)
+        t = self.syllable_period_ms()
+        if self.sentence_pauses > 0 or n >= p.human_mid_syllables:
+            return max(p.human_long_silence_ms, p.human_long_silence_periods * t)
+        if n < p.human_short_syllables:
+            return max(p.human_silence_ms, p.human_silence_periods * t)
+        return max(p.human_mid_silence_ms, p.human_mid_silence_periods * t)
 
     def _decide(self, who: AnsweredBy, cause: str) -> None:
         self.verdict = Verdict(answered_by=who, decided_at=self.t_ms / 1000.0, cause=cause)

@@ -38,42 +38,65 @@ class AmdParams:
     """Silence shorter than this inside speech is bridged (plosives, short gaps between syllables)."""
 
     # --- speech pattern: people say something short and wait; machines talk on ---
-    # The first utterance is speech whose inner pauses are all shorter than utterance_gap_ms.
-    # Recorded greetings are read sentences: they pause between sentences (sentence_pause_ms and
-    # up), where people answering say one phrase with at most comma-length pauses, then wait.
+    # Every pause rule is relative to the speaker's own pace, the syllable period T: voiced
+    # milliseconds per syllable nucleus so far (SyllableCounter), shrunk towards rate_prior_period_ms
+    # while few syllables are heard. A slow speaker's commas are as long as a fast one's sentence
+    # pauses in milliseconds, but not in syllable periods; and how much was said is counted in
+    # syllables, not milliseconds. Each relative threshold has a floor in milliseconds (the *_ms
+    # field) for very fast or barely measured speech.
+    # The first utterance is speech whose inner pauses are all shorter than the utterance gap.
+    # Recorded greetings are read sentences: they pause between sentences, where people answering
+    # say one phrase with at most comma-length pauses, then wait.
+    rate_prior_period_ms: int = 180
+    """The syllable period assumed before any syllable is heard (about 170 wpm)."""
+    rate_prior_syllables: float = 2.0
+    """Weight of that prior, in syllables: T = (voiced_ms + w * prior) / (syllables + w)."""
+    rate_min_period_ms: int = 90
+    """T is clamped to at least this (one syllable per ~2 frames would be a counting error)."""
+    rate_max_period_ms: int = 450
+    """T is clamped to at most this (a held vowel or unsegmented noise)."""
     initial_silence_ms: int = 5000
     """No speech at all for this long -> unknown (undecided counts as a person)."""
     human_silence_ms: int = 650
-    """After a very short first utterance (under human_short_speech_ms, no sentence pause), this
-    much silence -> human. People say "Hello?" and wait ~0.5-0.7 s for an answer."""
-    human_short_speech_ms: int = 800
-    """Voiced time below which human_silence_ms applies ("Hello?", "Yeah?")."""
+    """Floor of the silence that proves a person after a short first utterance (fewer than
+    human_short_syllables, no sentence pause): "Hello?" and a wait."""
+    human_silence_periods: float = 3.6
+    """That silence in syllable periods (the larger of the two applies)."""
+    human_short_syllables: int = 4
+    """Syllables below which human_silence_* applies ("Hello?", "Yeah, hello?")."""
     human_mid_silence_ms: int = 650
-    """Silence that proves a person after speech under human_mid_speech_ms ("Hi, this is Dana")."""
-    human_mid_speech_ms: int = 1500
-    """Voiced time below which human_mid_silence_ms applies."""
+    """Floor of the silence that proves a person after fewer than human_mid_syllables ("Hi, this is Dana")."""
+    human_mid_silence_periods: float = 3.6
+    """That silence in syllable periods."""
+    human_mid_syllables: int = 8
+    """Syllables below which human_mid_silence_* applies."""
     human_long_silence_ms: int = 1300
-    """Silence that proves a person after longer speech, or after any sentence pause (a business
-    greeting). Greetings pause under 0.7 s between sentences, and a beep comes at most ~1.2 s
-    after the greeting: waiting this long lets a late beep still win over "silence -> person"."""
-    human_max_speech_ms: int = 3600
-    """Voiced time after which silence no longer proves a person (then only the time budget decides).
-    Above the slowest long answer's voiced time; machine_syllables catches long greetings sooner."""
+    """Floor of the silence that proves a person after longer speech, or after any sentence pause (a
+    business greeting). Greetings pause under 0.7 s between sentences, and a beep comes at most
+    ~1.2 s after the greeting: waiting this long lets a late beep still win over "silence -> person"."""
+    human_long_silence_periods: float = 7.0
+    """That silence in syllable periods."""
+    human_max_syllables: int = 15
+    """Syllables from which silence no longer proves a person (then only the time budget decides)."""
     utterance_gap_ms: int = 900
-    """A pause this long ends an utterance (a new one starts with the next speech)."""
+    """Floor of the pause that ends an utterance (a new one starts with the next speech)."""
+    utterance_gap_periods: float = 5.0
+    """That pause in syllable periods."""
     sentence_pause_ms: int = 260
-    """A pause at least this long (and under utterance_gap_ms) followed by more speech is a pause
-    between sentences. People's pauses inside an answer are mostly commas, under 250 ms."""
+    """Floor of a pause between sentences: at least this long (and under the utterance gap),
+    followed by more speech. People's pauses inside an answer are commas, shorter than sentences."""
+    sentence_pause_periods: float = 1.5
+    """That pause in syllable periods."""
     machine_sentences: int = 2
     """This many sentence pauses in the first utterance (three sentences) -> machine."""
-    machine_sentence_speech_ms: int = 2000
-    """With a sentence pause, this much voiced time -> machine ("Hi, it's Kate. Leave a message.")."""
+    machine_sentence_syllables: int = 11
+    """With a sentence pause, this many syllables -> machine ("Hi, it's Kate. Leave a message.")."""
     machine_speech_ms: int = 4000
     """Voiced time since answer at or above which it is a machine. A backstop only: a slow speaker's
     longest answer takes ~3.4 s of voice, so counting syllables (machine_syllables) decides long
     greetings at any rate, and this catches speech whose syllables do not stand out."""
     machine_utterance_ms: int = 5000
-    """One utterance (pauses under utterance_gap_ms) this long from its start -> machine. Also a
+    """One utterance (pauses under the utterance gap) this long from its start -> machine. Also a
     backstop above a slow speaker's longest answer (~4 s from first to last word)."""
     machine_syllables: int = 15
     """This many syllable nuclei since answer -> machine, at any speaking rate (people's answers
@@ -86,7 +109,9 @@ class AmdParams:
     max_words: int = 12
     """More word-like speech bursts than this before a human verdict -> machine."""
     word_gap_ms: int = 160
-    """Silence that separates two words (for max_words)."""
+    """Floor of the silence that separates two words (for max_words)."""
+    word_gap_periods: float = 1.0
+    """That silence in syllable periods."""
     total_analysis_ms: int = 6000
     """Time budget for the human/machine verdict; then machine if mostly speech, else unknown."""
     timeout_machine_speech_ms: int = 2000

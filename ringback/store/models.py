@@ -98,6 +98,9 @@ LAG_PG = "(date_updated < start_time OR date_updated - start_time > interval '1 
 _SEGMENT = text("parent_sid IS NOT NULL")
 
 
+_QUEUED = text("state = 'queued' AND parent_sid IS NULL")
+
+
 class Call(Base):
     __tablename__ = "calls"
 
@@ -135,6 +138,10 @@ class Call(Base):
     __table_args__ = (
         # The engine's queue: oldest queued first (FOR UPDATE SKIP LOCKED on PostgreSQL).
         Index("ix_calls_state_created", "state", "date_created"),
+        # The dialer's poll reads only this (migration 0006): on PostgreSQL the planner otherwise
+        # AND-ed two bitmap scans over every call of the account, about 1.4 ms of server CPU per
+        # poll with 5,000 finished calls, and the dialer polls once per API commit.
+        Index("ix_calls_queued", "date_created", sqlite_where=_QUEUED, postgresql_where=_QUEUED),
         # Lists show top-level calls only, newest DateUpdated first; one index per filter. Partial
         # (top-level rows only), in list order, then status and start_time so that a walk filtering
         # on them reads the index alone (migrations 0003, 0004).

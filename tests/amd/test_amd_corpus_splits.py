@@ -1,5 +1,6 @@
-"""The third held-out split (fresh2) shares no voice, rate, pitch, noise kind or beep frequency with
-the splits the detector was tuned or checked on (no synthesis here: the recipe's constants only)."""
+"""The held-out splits (fresh2..fresh4) share no voice, rate, noise kind or beep frequency (nor pitch,
+for fresh2) with the splits the detector was tuned or checked on (no synthesis here: the recipe's
+constants only, and the noise and time-stretch helpers)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,59 @@ def test_fresh3_noises_are_synthesised_at_the_asked_level() -> None:
         x = C._noise(kind, 8000, -40.0, rng, C.FRESH3_VOICES)
         rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
         assert abs(rms_db + 40.0) < 0.1, kind
+
+
+def test_fresh4_uses_nothing_from_the_other_splits_but_pitch() -> None:
+    before_voices = (set(C.TUNE_VOICES) | set(C.HELD_VOICES) | set(C.FRESH_VOICES) | set(C.FRESH2_VOICES)
+                     | set(C.FRESH3_VOICES))
+    before_variants = {v.lower() for _, v in before_voices}
+    assert not {v.lower() for _, v in C.FRESH4_VOICES} & before_variants
+    before_noises = (set(C.TUNE_NOISES) | set(C.HELD_NOISES) | set(C.FRESH_NOISES) | set(C.FRESH2_NOISES)
+                     | set(C.FRESH3_NOISES))
+    assert not set(C.FRESH4_NOISES) & before_noises
+    before_beeps = (set(C.TUNE_BEEPS) | set(C.HELD_BEEPS) | set(C.FRESH_BEEPS) | set(C.FRESH2_BEEPS)
+                    | set(C.FRESH3_BEEPS))
+    assert not set(C.FRESH4_BEEPS) & before_beeps
+    rates, _ = _rates_and_pitches_before()
+    for bands in (C.FRESH2_RATE_BANDS, C.FRESH3_RATE_BANDS):
+        rates |= {r for lo, hi in bands for r in range(lo, hi)}
+    assert not {r for lo, hi in C.FRESH4_RATE_BANDS for r in range(lo, hi)} & rates
+    assert C.FRESH4_SEED not in (C.SEED, C.FRESH_SEED, C.FRESH2_SEED, C.FRESH3_SEED)
+    for hz in C.FRESH4_BEEPS:
+        assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
+
+
+def test_fresh4_is_at_least_150_clips_in_the_usual_proportions() -> None:
+    counts = C.COUNTS["fresh4"]
+    assert sum(counts) >= 150
+    # people : machines : carriers : silence : fax as in the other held-out splits
+    base = C.COUNTS["fresh3"]
+    assert all(c * base[0] == b * counts[0] for c, b in zip(counts, base, strict=True))
+
+
+def test_fresh4_builder_draws_from_its_bands() -> None:
+    b = C._Builder("fresh4", np.random.default_rng([C.FRESH4_SEED, 5]))
+    for _ in range(50):
+        voice, rate, _pitch, _lvl = b.voice_args()
+        assert voice in C.FRESH4_VOICES
+        assert any(lo <= rate < hi for lo, hi in C.FRESH4_RATE_BANDS)
+
+
+def test_fresh4_noises_are_synthesised_at_the_asked_level() -> None:
+    rng = np.random.default_rng(0)
+    for kind in C.FRESH4_NOISES:
+        x = C._noise(kind, 8000, -40.0, rng, C.FRESH4_VOICES)
+        rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
+        assert abs(rms_db + 40.0) < 0.1, kind
+
+
+def test_stretch_slows_speech_and_keeps_its_pitch() -> None:
+    # Slower than espeak can speak (fresh4) is made by stretching in time: longer by the factor,
+    # with a tone's frequency unchanged (resampling would lower it).
+    sr = C.SR
+    x = np.sin(2 * np.pi * 500.0 * np.arange(sr) / sr) * 8000.0
+    y = C._stretch(x, 1.25)
+    assert y.size == int(round(x.size * 1.25))
+    mid = y[2000:8000]
+    spec = np.abs(np.fft.rfft(mid * np.hanning(mid.size)))
+    assert abs(np.argmax(spec) * sr / mid.size - 500.0) < 3.0
