@@ -48,6 +48,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, autocheckp
 
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
+        from .listing import HintingSQLiteCompiler
+
+        engine.dialect.statement_compiler = HintingSQLiteCompiler  # this engine only: INDEXED BY hints
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

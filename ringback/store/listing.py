@@ -46,13 +46,13 @@ _LAST_DAY = "9999-12-31"
 SKIP_BY_DAY = 5000
 
 
-def _sqlite_from_hint(self: SQLiteCompiler, table: Any, hint: str) -> str:
-    return hint
+class HintingSQLiteCompiler(SQLiteCompiler):
+    """SQLAlchemy renders no table hints for SQLite (with_hint(..., "sqlite") is silently dropped);
+    SQLite's INDEXED BY is one, and pins a list walk to the index whose order it relies on.
+    Installed on each SQLite engine the store makes (db.make_engine), not on the library."""
 
-
-# SQLAlchemy renders no table hints for SQLite (with_hint(..., "sqlite") was silently dropped);
-# SQLite's INDEXED BY is one, and pins the walk to the index whose order it relies on.
-SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]
+    def get_from_hint_text(self, table: Any, text: str) -> str:
+        return text
 
 
 @dataclass
