@@ -180,8 +180,35 @@ class NameAddr:
         return f"{d}<{self.uri}>{format_params(self.params)}"
 
 
+# Parsed From/To/Contact values by text. A dialog's messages repeat the same few values (the
+# INVITE, its provisional and final responses, the ACK), and each message is read several times;
+# parsing one costs about 9 us, copying a parsed one about 2 us. Cleared when full (no LRU needed:
+# the working set is the live dialogs' values).
+_NAME_ADDRS: dict[str, NameAddr] = {}
+_NAME_ADDRS_MAX = 4096
+
+
 def parse_name_addr(s: str) -> NameAddr:
-    """name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`: params go to the header)."""
+    """name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`: params go to the header).
+
+    Returns a new object each time: callers may change what they get."""
+    hit = _NAME_ADDRS.get(s)
+    if hit is not None:
+        return _copy(hit)
+    na = _parse_name_addr(s)
+    if len(_NAME_ADDRS) >= _NAME_ADDRS_MAX:
+        _NAME_ADDRS.clear()
+    _NAME_ADDRS[s] = _copy(na)
+    return na
+
+
+def _copy(na: NameAddr) -> NameAddr:
+    u = na.uri
+    return NameAddr(SipUri(u.scheme, u.user, u.password, u.host, u.port, dict(u.params), u.headers, u.opaque),
+                    na.display, dict(na.params))
+
+
+def _parse_name_addr(s: str) -> NameAddr:
     s = s.strip()
     display: str | None = None
     if "<" in s:

@@ -213,3 +213,36 @@ def test_fuzz_framer(data, chunk):
                     parse_message(msg)
     except ParseError:
         pass
+
+
+def test_header_lookups_follow_every_kind_of_header_change() -> None:
+    """Lookups read an index built once per header list: every way of changing the headers must
+    show in the next lookup."""
+    from ringback.sip.message import Request
+
+    msg = Request("OPTIONS", "sip:a@h", [("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("X-Foo", "1")])
+    assert msg.get("x-foo") == "1" and msg.get_all("Via") == ["SIP/2.0/UDP h;branch=z9hG4bK1"]
+    msg.add("X-Foo", "2")
+    assert msg.get_all("X-FOO") == ["1", "2"]
+    msg.set("x-foo", "3")
+    assert msg.get_all("X-Foo") == ["3"]
+    msg.add("v", "SIP/2.0/UDP p;branch=z9hG4bK0", first=True)  # compact form of Via
+    assert [v.host for v in msg.vias] == ["p", "h"]
+    msg.remove("X-Foo")
+    assert msg.get("X-Foo") is None
+    msg.headers = [("Via", "SIP/2.0/TCP q;branch=z9hG4bK2, SIP/2.0/UDP r;branch=z9hG4bK3")]
+    assert [v.host for v in msg.vias] == ["q", "r"] and msg.get("Via", "").startswith("SIP/2.0/TCP q")
+
+
+def test_parsed_name_addrs_are_never_shared() -> None:
+    """parse_name_addr may answer from a cache of parsed values: what it returns must be a copy."""
+    from ringback.sip.uri import parse_name_addr
+
+    value = '"Alice" <sip:+15005551000@127.0.0.1;transport=udp>;tag=abc'
+    first = parse_name_addr(value)
+    first.params["tag"] = "changed"
+    first.uri.params.pop("transport")
+    first.uri.user = "someone-else"
+    again = parse_name_addr(value)
+    assert again.params == {"tag": "abc"} and again.uri.params == {"transport": "udp"}
+    assert again.uri.user == "+15005551000" and again.display == '"Alice"'
