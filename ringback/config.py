@@ -56,6 +56,8 @@ class Settings:
     trunk: str | None = None
     public_url: str | None = None
     cps: float = 10.0
+    # Calls this node carries at once (0: one per two RTP ports of the range, see dialer.py).
+    max_calls: int = 0
     sip_advertise: str | None = None
     sandbox_file: str | None = None
     # The sandbox's own SIP address when it runs in-process (0 = ephemeral port).
@@ -125,6 +127,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trunk", help="outbound SIP trunk URI (RINGBACK_TRUNK, default: the sandbox)")
     parser.add_argument("--public-url", help="public base URL for RecordingUrl etc. (RINGBACK_PUBLIC_URL)")
     parser.add_argument("--cps", type=float, help="calls per second per account (RINGBACK_CPS, default 10)")
+    parser.add_argument("--max-calls", type=int, help="calls this node carries at once; more wait in the queue "
+                        "(RINGBACK_MAX_CALLS, default: one per two even ports of --rtp-ports)")
     parser.add_argument("--sip-advertise", help="address put in SDP and Contact (RINGBACK_SIP_ADVERTISE)")
     parser.add_argument("--sandbox", help="sandbox phones file (RINGBACK_SANDBOX)")
     parser.add_argument("--fetch-deny", help="comma-separated CIDRs/hosts apps may not fetch (RINGBACK_FETCH_DENY)")
@@ -172,6 +176,8 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.http_host, s.http_port = parse_hostport(v, 8080)
     if v := pick("sip", "SIP"):
         s.sip_host, s.sip_port = parse_hostport(v, 5060)
+    if v := pick("max_calls", "MAX_CALLS"):
+        s.max_calls = int(v)
     if v := pick("rtp_ports", "RTP_PORTS"):
         s.rtp_ports = parse_port_range(v)
     if v := pick("db", "DATABASE_URL"):

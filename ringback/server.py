@@ -154,7 +154,7 @@ class RingbackServer:
             fetch_policy=FetchPolicy.parse(s.fetch_deny),
         )
         self.ctx.conferences = Conferences(self.ctx)
-        self.dialer = Dialer(self.ctx, cps=s.cps, dead_after=s.node_dead_after)
+        self.dialer = Dialer(self.ctx, cps=s.cps, dead_after=s.node_dead_after, max_calls=s.max_calls)
 
     async def _start_control(self) -> None:
         """Engine process: hooks from the API process (UDP) and sandbox calls (HTTP), same port."""

@@ -546,9 +546,11 @@ def main() -> None:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
-                errors = [ln for ln in log.read_text(errors="replace").splitlines() if " ERROR " in ln]
+                lines = log.read_text(errors="replace").splitlines()
+                errors = [i for i, ln in enumerate(lines) if " ERROR " in ln]
                 if errors:
-                    print(f"  server logged {len(errors)} errors, first: {errors[0][:300]}", flush=True)
+                    first = "\n    ".join(ln[:300] for ln in lines[errors[0]:errors[0] + 25])
+                    print(f"  server logged {len(errors)} errors, first:\n    {first}", flush=True)
             if url.startswith("postgresql") and not args.use:
                 with psycopg.connect(admin, autocommit=True) as conn:
                     conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -57,16 +57,16 @@ class AmdParams:
     """T is clamped to at most this (a held vowel or unsegmented noise)."""
     initial_silence_ms: int = 5000
     """No speech at all for this long -> unknown (undecided counts as a person)."""
-    human_silence_ms: int = 650
+    human_silence_ms: int = 300
     """Floor of the silence that proves a person after a short first utterance (fewer than
     human_short_syllables, no sentence pause): "Hello?" and a wait."""
     human_silence_periods: float = 3.6
     """That silence in syllable periods (the larger of the two applies)."""
-    human_short_syllables: int = 4
+    human_short_syllables: int = 2
     """Syllables below which human_silence_* applies ("Hello?", "Yeah, hello?")."""
-    human_mid_silence_ms: int = 650
+    human_mid_silence_ms: int = 500
     """Floor of the silence that proves a person after fewer than human_mid_syllables ("Hi, this is Dana")."""
-    human_mid_silence_periods: float = 3.6
+    human_mid_silence_periods: float = 3.0
     """That silence in syllable periods."""
     human_mid_syllables: int = 8
     """Syllables below which human_mid_silence_* applies."""
@@ -80,12 +80,12 @@ class AmdParams:
     """Syllables from which silence no longer proves a person (then only the time budget decides)."""
     utterance_gap_ms: int = 900
     """Floor of the pause that ends an utterance (a new one starts with the next speech)."""
-    utterance_gap_periods: float = 5.0
+    utterance_gap_periods: float = 4.0
     """That pause in syllable periods."""
     sentence_pause_ms: int = 260
     """Floor of a pause between sentences: at least this long (and under the utterance gap),
     followed by more speech. People's pauses inside an answer are commas, shorter than sentences."""
-    sentence_pause_periods: float = 1.5
+    sentence_pause_periods: float = 1.75
     """That pause in syllable periods."""
     machine_sentences: int = 2
     """This many sentence pauses in the first utterance (three sentences) -> machine."""

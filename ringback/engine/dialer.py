@@ -65,9 +65,15 @@ class Pacer:
 
 
 class Dialer:
-    def __init__(self, ctx: EngineContext, *, cps: float, dead_after: float = 30.0) -> None:
+    def __init__(self, ctx: EngineContext, *, cps: float, dead_after: float = 30.0, max_calls: int = 0) -> None:
         self.ctx = ctx
         self.pacer = Pacer(cps)
+        # Calls this node carries at once. Beyond it calls wait in the queue, durably, instead of
+        # failing for want of an RTP port: an unpaced burst of thousands of queued calls once took
+        # every port and failed the rest. By default one call per two ports, since a call may hold
+        # two media sessions (a <Dial> leg; the sandbox's phone when it runs in this process).
+        self.max_calls = max_calls
+        self.live = 0
         self.dead_after = dead_after
         self._wake = asyncio.Event()
         self._stopping = False
@@ -80,6 +86,15 @@ class Dialer:
         self.shared_pacing = ctx.store.dialect == "postgresql"
 
     def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def room(self) -> int:
+        """How many more calls this node may start now."""
+        cap = self.max_calls or max(1, self.ctx.media.port_count // 2)
+        return cap - self.live
+
+    def _call_done(self, _task: asyncio.Task[None]) -> None:
+        self.live -= 1
         self._wake.set()
 
     async def start(self) -> None:
@@ -158,6 +173,9 @@ class Dialer:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def _claim_and_start(self) -> int:
+        limit = min(BATCH, self.room())
+        if limit <= 0:
+            return 0  # full: a call's end wakes the dialer
         now = time.time()
         paced, _ = self.pacer.blocked(now)
         node = self.ctx.node_id
@@ -169,7 +187,7 @@ class Dialer:
             # and keep it only once the claims have committed.
             pacer = result["pacer"] = self.pacer.copy()
             specs: list[CallSpec] = []
-            candidates = queue.queued_candidates(s, BATCH, skip_accounts=paced)
+            candidates = queue.queued_candidates(s, limit, skip_accounts=paced)
             # Unpaced (cps 0) needs no shared state; otherwise hold the accounts' buckets in this
             # transaction, and leave out accounts another node is claiming for right now.
             held = (cluster.hold_buckets(s, (a for _, a in candidates))
@@ -208,7 +226,8 @@ class Dialer:
         specs = await self.ctx.db(work)
         self.pacer = result["pacer"]
         for spec in specs:
-            self.ctx.spawn(run_outbound(self.ctx, spec), name=f"call-{spec.sid}")
+            self.live += 1
+            self.ctx.spawn(run_outbound(self.ctx, spec), name=f"call-{spec.sid}").add_done_callback(self._call_done)
         return len(specs)
 
 

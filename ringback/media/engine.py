@@ -568,6 +568,11 @@ class MediaEngine:
         return len(self._sessions)
 
     @property
+    def port_count(self) -> int:
+        """How many sessions the port range holds at once (its even ports)."""
+        return len(self._ports)
+
+    @property
     def stats(self) -> dict[str, object]:
         return {
             "active_sessions": len(self._sessions),

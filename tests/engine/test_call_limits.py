@@ -53,6 +53,37 @@ async def test_calls_per_second_pacing_per_account(tmp_path) -> None:
         await server.stop(grace=2)
 
 
+async def test_calls_beyond_the_nodes_capacity_wait_in_the_queue(tmp_path) -> None:
+    """--max-calls 2: six calls queued at once are carried two at a time, and none fails."""
+    server = await _harness(tmp_path, max_calls=2)
+    try:
+        async with serve_app(server.account[1]) as app:  # type: ignore[index]
+            h = Harness(server, app)
+            app.twiml("/app", '<Response><Pause length="1"/><Hangup/></Response>')
+            most = 0
+            sampling = True
+
+            async def sample() -> None:
+                nonlocal most
+                while sampling:
+                    most = max(most, server.dialer.live)  # type: ignore[union-attr]
+                    await asyncio.sleep(0.01)
+
+            sampler = asyncio.ensure_future(sample())
+            sids = await asyncio.gather(*(h.make_call(f"500555012{i}") for i in range(6)))
+            calls = await asyncio.gather(*(h.wait_final(s, 30) for s in sids))
+            sampling = False
+            await sampler
+            assert [c["Status"] for c in calls] == ["2"] * 6  # all answered and completed
+            assert most == 2  # the cap was reached and never passed
+            answered = sorted([(await h.heard(s)).invited_at for s in sids])
+            # two at a time, each about a second long: the last INVITE waits for two rounds to end
+            assert answered[-1] - answered[0] >= 1.5, answered
+            await h.http.aclose()
+    finally:
+        await server.stop(grace=2)
+
+
 async def test_inbound_invites_only_from_allowed_sources(tmp_path) -> None:
     """No toll fraud: an INVITE from outside --sip-allow is refused (403) before any app runs."""
     server = await _harness(tmp_path, sip_allow=["10.0.0.0/8"])
