@@ -22,12 +22,15 @@ How it decides (every number is an ``AmdParams`` field):
   under ``vad_voiced_max_flatness``: harmonics, which steady noise has not); frames of a sounding tone (two or more frames holding one frequency) or of a dual
   tone (two frames in a row) are not speech; runs shorter than ``min_speech_run_ms`` are ignored
   and gaps under ``speech_hangover_ms`` bridged.
-- People answer with something short and then wait: silence after speech -> human, the silence
-  needed growing with the speech heard (``human_silence_ms`` / ``human_mid_silence_ms`` /
-  ``human_long_silence_ms``, up to ``human_max_speech_ms``), and the long one after any pause
+- Every pause rule is relative to the speaker's own pace, the syllable period (voiced ms per
+  syllable nucleus so far, shrunk towards ``rate_prior_period_ms``; ``syllable_period_ms``), with a
+  floor in ms: slow and fast speakers are judged alike. People answer with something short and
+  then wait: silence after speech -> human, the silence needed (``human_*silence_periods`` periods,
+  at least ``human_*silence_ms``) growing with the syllables said (``human_short_syllables`` /
+  ``human_mid_syllables``, none from ``human_max_syllables``), and the long one after any pause
   between sentences. Machines read sentences and talk on: two sentence pauses
-  (``sentence_pause_ms``..``utterance_gap_ms``) in the first utterance, one plus
-  ``machine_sentence_speech_ms`` of speech, ``machine_syllables`` syllable nuclei (how much was
+  (``sentence_pause_periods``..``utterance_gap_periods``) in the first utterance, one plus
+  ``machine_sentence_syllables``, ``machine_syllables`` syllable nuclei (how much was
   said, whatever the speaking rate, so slow speakers are not judged by the clock; counted on the
   speech band's level clamped at its noise floor + ``syllable_floor_margin_db``), the backstops
   ``machine_speech_ms`` of speech or an utterance of ``machine_utterance_ms``, more than
@@ -326,8 +329,8 @@ class Detector:
         syllables are heard (one "Hello?" is too little to trust on its own)."""
         p = self.params
         w = p.rate_prior_syllables
-        t = (self.voiced_ms + w * p.rate_prior_period_ms) / (self._syl.count + w) if (self._syl.count + w) > 0 \
-            else float(p.rate_prior_period_ms)
+        n = self._syl.count + w
+        t = (self.voiced_ms + w * p.rate_prior_period_ms) / n if n > 0 else float(p.rate_prior_period_ms)
         return min(max(t, p.rate_min_period_ms), p.rate_max_period_ms)
 
     def _human_silence_needed(self) -> float:

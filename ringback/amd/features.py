@@ -39,7 +39,7 @@ class FrameFeatures:
     peak_hz: np.ndarray  # interpolated frequency of the strongest peak in [lo_hz, hi_hz]
     purity: np.ndarray  # energy near that peak / energy lo_hz..3600 Hz (40 ms window)
     purity2: np.ndarray  # the same for the two strongest peaks together (dual tones score high)
-    flatness: np.ndarray  # min/max of 5 ms sub-block energies of the current frame (pre-emphasised)
+    flatness: np.ndarray  # min/max of 5 ms sub-block energies of the current frame (pre-emphasised); 0 where no spectrum
     band_db: np.ndarray  # dBFS of the 300-3400 Hz speech band (40 ms window); level_db where no spectrum
     band_flatness: np.ndarray  # spectral flatness (geometric / arithmetic mean power) of that band:
     # ~0.56 for any stationary noise, far lower for voiced speech (harmonics); 1.0 where no spectrum
@@ -50,22 +50,27 @@ def frame_features(
 ) -> FrameFeatures:
     """``prev`` and ``cur``: (N, 160) int16 (or float) frames of N calls.
 
-    Frames quieter than ``spectral_min_dbfs`` get no spectrum (peak_hz, purity and purity2 are 0):
+    Frames quieter than ``spectral_min_dbfs`` get no spectrum (peak_hz, purity, purity2 and flatness are 0):
     the detector pays for the FFT only where a tone or speech could be, and most of a call under
     analysis is the quiet before, between and after words.
     """
     n = cur.shape[0]
     cur_f = np.asarray(cur, dtype=np.float64)
     level_db = 10.0 * np.log10((cur_f * cur_f).mean(axis=1) + 1e-3) - _FULL_SCALE_DB
-    flatness = _envelope_flatness(np.asarray(prev, dtype=np.float64)[:, -1], cur_f)
     peak_hz, purity, purity2 = np.zeros(n), np.zeros(n), np.zeros(n)
     band_db, band_flat = level_db.copy(), np.ones(n)
     loud = np.flatnonzero(level_db >= spectral_min_dbfs)
     if loud.size == n:
+        flatness = _envelope_flatness(np.asarray(prev, dtype=np.float64)[:, -1], cur_f)
         peak_hz, purity, purity2, band_db, band_flat = _spectral(prev, cur, lo_hz, hi_hz)
-    elif loud.size:
-        (peak_hz[loud], purity[loud], purity2[loud], band_db[loud],
-         band_flat[loud]) = _spectral(prev[loud], cur[loud], lo_hz, hi_hz)
+    else:
+        # The envelope test, like the spectrum, only matters where a tone could be: a quiet
+        # frame's flatness is 0 (never a tone), and most frames of a call are quiet.
+        flatness = np.zeros(n)
+        if loud.size:
+            flatness[loud] = _envelope_flatness(np.asarray(prev[loud], dtype=np.float64)[:, -1], cur_f[loud])
+            (peak_hz[loud], purity[loud], purity2[loud], band_db[loud],
+             band_flat[loud]) = _spectral(prev[loud], cur[loud], lo_hz, hi_hz)
     return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2, flatness=flatness,
                          band_db=band_db, band_flatness=band_flat)
 

@@ -74,7 +74,7 @@ class AmdParams:
     """Floor of the silence that proves a person after longer speech, or after any sentence pause (a
     business greeting). Greetings pause under 0.7 s between sentences, and a beep comes at most
     ~1.2 s after the greeting: waiting this long lets a late beep still win over "silence -> person"."""
-    human_long_silence_periods: float = 7.0
+    human_long_silence_periods: float = 5.0
     """That silence in syllable periods."""
     human_max_syllables: int = 15
     """Syllables from which silence no longer proves a person (then only the time budget decides)."""

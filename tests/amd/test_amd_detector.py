@@ -130,8 +130,13 @@ def test_noise_alone_is_not_speech() -> None:
 
 def test_params_override_changes_behaviour() -> None:
     x = np.concatenate([sil(0.3), speech("Hello?")])
-    fast, _ = run(x, AmdParams(human_silence_ms=300))
-    slow, _ = run(x, AmdParams(human_silence_ms=1200))
+    # Absolute silences only (the rate-relative parts off), for both tiers "Hello?" may fall in.
+    def p(ms: int) -> AmdParams:
+        return AmdParams(human_silence_ms=ms, human_mid_silence_ms=ms, human_silence_periods=0.0,
+                         human_mid_silence_periods=0.0)
+
+    fast, _ = run(x, p(300))
+    slow, _ = run(x, p(1200))
     assert fast.verdict is not None and slow.verdict is not None
     assert slow.verdict.decided_at - fast.verdict.decided_at == pytest.approx(0.9, abs=0.05)
 

@@ -118,8 +118,10 @@ def test_comma_pauses_and_short_answer_are_a_person() -> None:
     assert det.answered_by == "human"
     v = events[0]
     assert isinstance(v, Verdict)
-    # Decided human_silence_ms after the speech ended (0.3 + 0.85 s), within a frame or two.
-    assert v.decided_at == pytest.approx(1.15 + AmdParams().human_silence_ms / 1000, abs=0.06)
+    # Decided as soon as the silence after the speech (which ended at 0.3 + 0.85 s) reached what
+    # this speaker's pace asks for, within a frame or two.
+    assert v.decided_at == pytest.approx(1.15 + det._human_silence_needed() / 1000, abs=0.06)
+    assert det._human_silence_needed() < 800  # a short answer is decided soon
 
 
 def test_one_sentence_pause_and_enough_speech_is_a_machine() -> None:
