@@ -12,27 +12,15 @@ import numpy as np
 import pytest
 
 from ringback.amd import AmdParams, Detector, Verdict
-from tests.support.amd_signals import detect
+from tests.support.amd_signals import SR, run, sil
+from tests.support.amd_signals import syllables as _syllables
 
-SR = 8000
 RNG = np.random.default_rng(23)
 FAST, SLOW = 0.12, 0.30  # seconds per syllable burst (about 300 and 140 syllables a minute)
 
 
-def sil(s: float) -> np.ndarray:
-    return np.zeros(int(round(s * SR)), np.float64)
-
-
 def syllables(n: int, syl_s: float, dip_s: float = 0.06, amp: float = 3000.0) -> np.ndarray:
-    parts = []
-    for _ in range(n):
-        parts += [RNG.standard_normal(int(round(syl_s * SR))) * amp, sil(dip_s)]
-    return np.concatenate(parts[:-1])
-
-
-def run(*parts: np.ndarray, params: AmdParams | None = None, tail: float = 8.0) -> tuple[Detector, list[object]]:
-    x = np.clip(np.concatenate([*parts, sil(tail)]), -32768, 32767).astype(np.int16)
-    return detect(x, params)
+    return _syllables(RNG, n, syl_s, dip_s, amp)
 
 
 def test_syllable_period_follows_the_speakers_pace_and_starts_at_the_prior() -> None:

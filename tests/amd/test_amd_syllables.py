@@ -8,31 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ringback.amd import AmdParams, Detector, Verdict
+from ringback.amd import AmdParams, Verdict
 from ringback.amd.detector import SyllableCounter, spectral_floor
 from ringback.amd.features import frame_features
-from tests.support.amd_signals import detect
+from tests.support.amd_signals import SR, run, sil
+from tests.support.amd_signals import syllables as _syllables
 
-SR = 8000
 RNG = np.random.default_rng(11)
 
 
-def sil(s: float) -> np.ndarray:
-    return np.zeros(int(round(s * SR)), np.float64)
-
-
 def syllables(n: int, syl_s: float, dip_s: float = 0.06, amp: float = 3000.0) -> np.ndarray:
-    """``n`` syllables of ``syl_s`` seconds (noise), each followed by a ``dip_s`` quiet dip (bridged
-    by the speech hangover, so it is one utterance); ``syl_s`` sets the speaking rate."""
-    parts = []
-    for _ in range(n):
-        parts += [RNG.standard_normal(int(round(syl_s * SR))) * amp, sil(dip_s)]
-    return np.concatenate(parts[:-1])
-
-
-def run(*parts: np.ndarray, params: AmdParams | None = None, tail: float = 8.0) -> tuple[Detector, list[object]]:
-    x = np.clip(np.concatenate([*parts, sil(tail)]), -32768, 32767).astype(np.int16)
-    return detect(x, params)
+    return _syllables(RNG, n, syl_s, dip_s, amp)
 
 
 # --- the counter on constructed level sequences -----------------------------------------------
