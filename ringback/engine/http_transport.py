@@ -215,17 +215,12 @@ class AppTransport(httpx.AsyncBaseTransport):
                 continue
             # An idle connection the server closed a moment ago fails before any response byte:
             # that request never reached the app, so it goes again on a fresh connection.
-            try:
+            with contextlib.suppress(_NotSent):
                 return await self._send(conn, request, target, headers, body, read_timeout)
-            except _NotSent:
-                conn.close()
-                self._busy.discard(conn)
         conn = await self._connect(origin, timeouts.get("connect"))
         try:
             return await self._send(conn, request, target, headers, body, read_timeout)
         except _NotSent as e:
-            conn.close()
-            self._busy.discard(conn)
             raise httpx.RemoteProtocolError("server closed the connection without a response") from e
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
@@ -257,7 +252,20 @@ class AppTransport(httpx.AsyncBaseTransport):
         self, conn: _Connection, request: httpx.Request, target: bytes,
         headers: list[tuple[bytes, bytes]], body: bytes, read_timeout: float | None,
     ) -> httpx.Response:
+        """Send the request and read the response head. On any failure (timeout, cancellation,
+        protocol error) the connection is closed: its state is unknown."""
         self._busy.add(conn)
+        try:
+            return await self._request(conn, request, target, headers, body, read_timeout)
+        except BaseException:
+            self._busy.discard(conn)
+            conn.close()
+            raise
+
+    async def _request(
+        self, conn: _Connection, request: httpx.Request, target: bytes,
+        headers: list[tuple[bytes, bytes]], body: bytes, read_timeout: float | None,
+    ) -> httpx.Response:
         try:
             events: list[h11.Event] = [h11.Request(method=request.method, target=target, headers=headers)]
             if body:

@@ -172,11 +172,11 @@ async def test_a_server_that_never_answers_times_out_and_frees_its_turn() -> Non
     shared = shared_client(transport, read_timeout=0.2)
     try:
         res = await app_client(client=shared).fetch(f"http://127.0.0.1:{port}/", "POST", {})
+        assert res.error == 11205
+        assert transport.in_flight() == 0 and transport.idle_connections() == 0  # closed, not kept
     finally:
         await shared.aclose()
         srv.close()
-    assert res.error == 11205
-    assert transport.in_flight() == 0
 
 
 @pytest.fixture(scope="module")
