@@ -83,8 +83,8 @@ class CallFilter:
 
 
 def _count(s: Session, account_sid: str, dim: str, value: str) -> int:
-    n = s.scalar(select(Count.n).where(Count.account_sid == account_sid, Count.resource == "calls",
-                                       Count.dim == dim, Count.value == value))
+    n = s.scalar(select(func.sum(Count.n)).where(Count.account_sid == account_sid, Count.resource == "calls",
+                                                 Count.dim == dim, Count.value == value))
     return int(n or 0)
 
 
@@ -162,9 +162,10 @@ def _day_skip(s: Session, f: CallFilter, offset: int) -> tuple[datetime, int] | 
     if f.started or f.extra or dims not in _UDAYS:
         return None
     prefix = "".join(f.eq[d] + PAIR_SEP for d in dims)
-    q = (select(Count.value, Count.n)
+    q = (select(Count.value, func.sum(Count.n))
          .where(Count.account_sid == f.account_sid, Count.resource == "calls", Count.dim == _UDAYS[dims],
                 Count.value >= prefix, Count.value <= prefix + _LAST_DAY)
+         .group_by(Count.value)
          .order_by(Count.value.desc()))
     if prefix:
         q = q.where(Count.value.startswith(prefix, autoescape=True))

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     text,
@@ -308,6 +309,9 @@ class Count(Base):
     resource: Mapped[str] = mapped_column(String(16), primary_key=True)
     dim: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # A count is the sum of its shards: on PostgreSQL each writing connection bumps its own row
+    # (migration 0007), so the API and the engine never wait on each other's count rows.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0, server_default="0")
     n: Mapped[int] = mapped_column(Integer, default=0)
 
 
