@@ -374,17 +374,19 @@ async def run_post(port: int, sink: int, args: argparse.Namespace, label: str, p
         out.update(cpu_bare=(c1[0] - c0[0]) / len(b_lat) * 1000, cpu_post=(c2[0] - c1[0]) / n * 1000,
                    cpu_engine=(c3[1] - c1[1]) / n * 1000)
         out["cpu_call"] = out["cpu_post"] + out["cpu_engine"]
-        print(f"[{label}]   engine finished those calls {waited:.1f}s after the load ({left} not yet) | CPU per "
-              f"request: /health {out['cpu_bare']:.2f} ms, POST /Calls {out['cpu_post']:.2f} ms in the API process, "
+        drained = (f"engine dialling paced at {args.cps}/s per account (queue not awaited)" if paced else
+                   f"engine finished those calls {waited:.1f}s after the load ({left} not yet)")
+        print(f"[{label}]   {drained} | CPU per request: /health {out['cpu_bare']:.2f} ms, POST /Calls {out['cpu_post']:.2f} ms in the API process, "
               f"{out['cpu_engine']:.2f} ms per call in the engine process (dialling, SIP, report webhook)",
               flush=True)
         rate, errs = await closed_loop(port, lambda i: post, args.seconds, args.conc)
         out["max_rate"] = rate
         n = int(rate * args.seconds)
         left, waited = await wait_drained(port, 0 if args.api_only or paced else 300)
+        drained = ("calls queued, dialled at the paced rate" if paced else
+                   f"engine dialled all {n} within {waited:.1f}s more ({left} not yet)")
         print(f"[{label}] max sustained POST /Calls ({args.conc} connections, {args.seconds:.0f}s): "
-              f"{rate:.0f} calls/s ({errs} errors); engine dialled all {n} within {waited:.1f}s more "
-              f"({left} not yet)", flush=True)
+              f"{rate:.0f} calls/s ({errs} errors); {drained}", flush=True)
     finally:
         pool.close()
     return out
