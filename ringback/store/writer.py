@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from ringback.store.hot import HOT_WRITES
@@ -62,6 +62,7 @@ class Writer:
         self._engine: Engine | None = None
         self._writes = 0  # DML statements run by the writer thread so far (see _count_writes)
         self._sessionmaker: sessionmaker[Session] | None = None
+        self._conn: Connection | None = None  # the writer thread's own, held between batches
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._lock_fd: int | None = None
@@ -125,6 +126,8 @@ class Writer:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout)
+        if t is None or not t.is_alive():
+            self._drop_connection()  # the thread is gone: nobody else touches it
         if self._engine is not None and self._engine is not self.store.engine:
             self._engine.dispose()
         if self._lock_fd is not None:
@@ -203,7 +206,7 @@ class Writer:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             assert self._sessionmaker is not None
-            with self._turn(), self._sessionmaker() as s:
+            with self._turn(), self._session() as s:
                 for fn, fut in jobs:
                     writes = self._writes + s.info.get(HOT_WRITES, 0)
                     try:
@@ -219,6 +222,7 @@ class Writer:
                         outcomes.append((fut, result, None))
                 s.commit()
         except Exception as exc:  # noqa: BLE001 - nothing committed: retry each job alone
+            self._drop_connection()  # it may be broken (a server restart): the retries get a new one
             if len(jobs) == 1:
                 if isinstance(exc, _FailedAfterWriting) and exc.__cause__ is not None:
                     raise exc.__cause__ from None  # the job's own error, its writes rolled back
@@ -238,6 +242,24 @@ class Writer:
                 fut.set_exception(err)
             else:
                 fut.set_result(result)
+
+    def _session(self) -> Session:
+        """A session on the writer's own connection, held from batch to batch: checking one out of
+        the pool and resetting it on return cost about 60 us per batch, a third of a small write.
+        The session begins the transaction and ends it (commit, or rollback when closed)."""
+        assert self._engine is not None and self._sessionmaker is not None
+        if self._engine is self.store.engine:
+            return self._sessionmaker()  # in-memory SQLite: the store's one shared connection
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._drop_connection()
+            self._conn = self._engine.connect()
+        return Session(bind=self._conn, expire_on_commit=False)
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:

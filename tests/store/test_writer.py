@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ringback.sids import new_sid
@@ -143,3 +143,27 @@ async def test_a_job_rejected_before_writing_does_not_disturb_its_batch(store: S
     assert runs == sids  # each ran once: no rollback and re-run of the batch
     assert store.writer.commits - commits0 <= 2
     assert _rows(store, acct) == set(sids)
+
+
+async def test_the_writer_reconnects_after_its_connection_dies(store: Store) -> None:
+    """The writer holds one connection between batches; when the server drops it (a restart),
+    at most the write in flight fails and the next ones go through on a new connection."""
+    if store.dialect != "postgresql":
+        pytest.skip("a SQLite connection cannot be killed from outside")
+    import psycopg
+
+    from tests.support.pg import PG_ADMIN
+
+    acct, _ = create_account(store)
+    pid = await store.write(lambda s: s.execute(text("SELECT pg_backend_pid()")).scalar())
+    assert pid == await store.write(lambda s: s.execute(text("SELECT pg_backend_pid()")).scalar())  # held
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    sid = new_sid("CA")
+    try:
+        await store.write(_insert(acct, sid))
+    except Exception:  # noqa: BLE001 - the write that met the dead connection may fail, once
+        sid = new_sid("CA")
+        await store.write(_insert(acct, sid))
+    assert sid in _rows(store, acct)
+    assert await store.write(lambda s: s.execute(text("SELECT pg_backend_pid()")).scalar()) != pid
