@@ -15,7 +15,9 @@ Usage (one call)::
 
 How it decides (every number is an ``AmdParams`` field):
 - Features (``features.frame_features``): the spectrum only for frames loud enough to be a tone or
-  speech (``spectral_floor``); the quiet rest of a call costs no FFT.
+  speech (``spectral_floor``); the quiet rest of a call costs no FFT. Within it, the peak frequency
+  and envelope test only where the purity passes, and the speech band's flatness only where the
+  voice decision needs it (``_needs_band_flatness``).
 - Voice activity, in the 300-3400 Hz speech band (rumble, hum and brown noise lie below it):
   frame level above an absolute floor and the band ``vad_snr_db`` above its own minimum-statistics
   noise floor, or ``vad_voiced_snr_db`` above it when the band is voiced (local spectral flatness
@@ -48,17 +50,19 @@ How it decides (every number is an ``AmdParams`` field):
 from __future__ import annotations
 
 from collections import deque
+from operator import attrgetter
 
 import numpy as np
 
 from ringback.amd.beep import BeepTracker
 from ringback.amd.events import AmdEvent, AnsweredBy, GreetingEnd, Verdict
-from ringback.amd.features import FrameFeatures, frame_features
+from ringback.amd.features import FrameFeatures, fill_band_flatness, frame_features
 from ringback.amd.params import FRAME_MS, FRAME_SAMPLES, AmdParams
 
 _FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5 s; 3 blocks kept)
 _HZ_SLACK = 10.0  # frequency estimates at the band edges wobble by a few Hz
 _SEARCH_MARGIN = 50.0  # look for the peak a little beyond the beep band
+_MIN_PURITY = attrgetter("params.beep_min_purity")  # C-level getter: the bank reads it for every call
 TONE_MIN_PURITY2 = 0.93  # two strongest peaks holding this share of energy: a (dual) tone, not speech
 
 
@@ -71,27 +75,36 @@ class FloorTracker:
     """Noise floor by minimum statistics: the quietest frame within the last 1-1.5 s (the minimum
     over the current block of _FLOOR_BLOCK frames and the two before it)."""
 
-    __slots__ = ("_blk_min", "_blk_prev", "_blk_n", "_started")
+    __slots__ = ("_blk_min", "_prev0", "_prev1", "_blk_n", "_started")
 
     def __init__(self) -> None:
         self._blk_min = 0.0
-        self._blk_prev = (0.0, 0.0)
+        self._prev0 = 0.0  # minima of the two blocks before the current one, older first
+        self._prev1 = 0.0
         self._blk_n = 0
         self._started = False
 
     def step(self, level: float) -> float:
         """Feed one frame's level; returns the floor including it."""
+        # Runs for every call on every tick: plain comparisons instead of min() (which returns the
+        # same value, the first of equal ones) save its call overhead.
         if self._blk_n == 0:
             if not self._started:
-                self._blk_prev = (level, level)
+                self._prev0 = self._prev1 = level
                 self._started = True
-            self._blk_min = level
-        elif level < self._blk_min:
-            self._blk_min = level
+            blk_min = self._blk_min = level
+        else:
+            blk_min = self._blk_min
+            if level < blk_min:
+                blk_min = self._blk_min = level
         self._blk_n += 1
-        floor = min(self._blk_min, self._blk_prev[0], self._blk_prev[1])
+        floor = blk_min
+        if self._prev0 < floor:
+            floor = self._prev0
+        if self._prev1 < floor:
+            floor = self._prev1
         if self._blk_n == _FLOOR_BLOCK:
-            self._blk_prev = (self._blk_prev[1], self._blk_min)
+            self._prev0, self._prev1 = self._prev1, blk_min
             self._blk_n = 0
         return floor
 
@@ -116,7 +129,9 @@ class SyllableCounter:
     def step(self, level: float, speech: bool, floor: float = -200.0) -> None:
         """``floor``: the noise floor of ``level``; anything under floor + margin counts as that
         (noise fluctuating under speech must not make peaks and dips)."""
-        level = max(level, floor + self._margin)
+        clamp = floor + self._margin
+        if clamp > level:  # max(level, clamp) without the call (max keeps the first of equal ones)
+            level = clamp
         sm = 0.5 * (level + self._prev)
         self._prev = level
         if not speech:
@@ -172,14 +187,20 @@ class Detector:
 
     def feed(self, frame: np.ndarray) -> AmdEvent | None:
         """Analyse the next 20 ms (int16, 160 samples). Returns a new event, if any."""
+        p = self.params
         cur = np.asarray(frame, dtype=np.int16).reshape(1, FRAME_SAMPLES)
         f = frame_features(
-            self._prev, cur, self.params.beep_min_hz - _SEARCH_MARGIN, self.params.beep_max_hz + _SEARCH_MARGIN,
-            spectral_floor(self.params),
+            self._prev, cur, p.beep_min_hz - _SEARCH_MARGIN, p.beep_max_hz + _SEARCH_MARGIN,
+            spectral_floor(p), p.beep_min_purity, lazy_band_flatness=True,
         )
         self._prev = cur
-        self.step(float(f.level_db[0]), float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
-                  float(f.flatness[0]), float(f.band_db[0]), float(f.band_flatness[0]))
+        if not self.done:
+            level, band = float(f.level_db[0]), float(f.band_db[0])
+            floor = self._band_floor.step(band)
+            if self._needs_band_flatness(level, band, floor):
+                fill_band_flatness(f, np.zeros(1, dtype=np.intp))
+            self._step(level, float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
+                       float(f.flatness[0]), band, float(f.band_flatness[0]), floor)
         return self.next_event()
 
     def next_event(self) -> AmdEvent | None:
@@ -204,12 +225,23 @@ class Detector:
              band_flat: float) -> None:
         if self.done:
             return
+        self._step(level, hz, purity, purity2, flat, band, band_flat, self._band_floor.step(band))
+
+    def _needs_band_flatness(self, level: float, band: float, band_floor: float) -> bool:
+        """Whether ``_is_voice`` may look at this frame's band flatness (given the floor including it):
+        only a frame loud enough whose band is neither clearly above its floor nor too close to it.
+        Elsewhere the feature need not be computed (a large share of the spectral work)."""
+        p = self.params
+        snr = band - band_floor
+        return level >= p.vad_min_dbfs and p.vad_voiced_snr_db <= snr < p.vad_snr_db
+
+    def _step(self, level: float, hz: float, purity: float, purity2: float, flat: float, band: float,
+              band_flat: float, band_floor: float) -> None:
+        """``step`` once the noise floor has taken this frame (``band_floor``)."""
         p = self.params
         t = self.t_ms
         self.t_ms = t + FRAME_MS
         now = self.t_ms
-
-        band_floor = self._band_floor.step(band)
 
         is_tone = (
             level >= p.beep_min_dbfs
@@ -364,6 +396,10 @@ class DetectorBank:
     ``feed(detectors, frames)``: ``frames`` is (N, 160) int16 (row i for ``detectors[i]``); returns
     the new events as (index, event) pairs. All detectors must share beep_min_hz/beep_max_hz,
     beep_min_dbfs and vad_min_dbfs (the band searched and the level below which no FFT is done).
+    The costlier features are measured only where some rule can read them: the tone's frequency and
+    envelope where the purity test can pass, the speech band's flatness where the voice decision is
+    left open by the band's level over its floor (the features of a frame no rule reads are left
+    at their "no spectrum" values).
     """
 
     def feed(self, detectors: list[Detector], frames: np.ndarray) -> list[tuple[int, AmdEvent]]:
@@ -372,17 +408,40 @@ class DetectorBank:
         frames = np.asarray(frames, dtype=np.int16).reshape(len(detectors), FRAME_SAMPLES)
         prev = np.concatenate([d._prev for d in detectors], axis=0)
         p0 = detectors[0].params
+        # Peak frequency and envelope test only where the purity test can pass (the loosest of the calls).
+        min_purity = min(map(_MIN_PURITY, detectors))
         f: FrameFeatures = frame_features(
-            prev, frames, p0.beep_min_hz - _SEARCH_MARGIN, p0.beep_max_hz + _SEARCH_MARGIN, spectral_floor(p0)
+            prev, frames, p0.beep_min_hz - _SEARCH_MARGIN, p0.beep_max_hz + _SEARCH_MARGIN, spectral_floor(p0),
+            min_purity, lazy_band_flatness=True,
         )
+        levels, bands = f.level_db.tolist(), f.band_db.tolist()
+        # First every call's noise floor, which tells where the band flatness can matter; then that
+        # feature for those rows only (usually few or none), in one pass; then the rules.
+        floors: list[float] = []
+        need: list[int] = []
+        # (iterating the (N, 1, 160) view hands out each call's row without Python-level slicing)
+        for i, (det, lv, bd, row) in enumerate(zip(detectors, levels, bands, frames[:, None, :], strict=True)):
+            det._prev = row
+            if det.done:
+                floors.append(0.0)
+                continue
+            fl = det._band_floor.step(bd)
+            floors.append(fl)
+            # _needs_band_flatness, inlined: this loop runs for every call on every tick.
+            q = det.params
+            if lv >= q.vad_min_dbfs and q.vad_voiced_snr_db <= bd - fl < q.vad_snr_db:
+                need.append(i)
+        if need:
+            fill_band_flatness(f, np.array(need, dtype=np.intp))
         out: list[tuple[int, AmdEvent]] = []
         cols = zip(
-            f.level_db.tolist(), f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),
-            f.flatness.tolist(), f.band_db.tolist(), f.band_flatness.tolist(), strict=True,
+            levels, f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),
+            f.flatness.tolist(), bands, f.band_flatness.tolist(), floors, strict=True,
         )
-        for i, (det, (lv, hz, pu, pu2, fl, bd, bf)) in enumerate(zip(detectors, cols, strict=True)):
-            det._prev = frames[i : i + 1]
-            det.step(lv, hz, pu, pu2, fl, bd, bf)
+        for i, (det, (lv, hz, pu, pu2, fl, bd, bf, bfl)) in enumerate(zip(detectors, cols, strict=True)):
+            if det.done:
+                continue
+            det._step(lv, hz, pu, pu2, fl, bd, bf, bfl)
             while det._events:
                 out.append((i, det._events.popleft()))
         return out

@@ -43,36 +43,92 @@ class FrameFeatures:
     band_db: np.ndarray  # dBFS of the 300-3400 Hz speech band (40 ms window); level_db where no spectrum
     band_flatness: np.ndarray  # spectral flatness (geometric / arithmetic mean power) of that band:
     # ~0.56 for any stationary noise, far lower for voiced speech (harmonics); 1.0 where no spectrum
+    # (and, with lazy_band_flatness, 1.0 until fill_band_flatness measures the row)
+    # Speech-band power spectra of the rows that got a spectrum (``spectral_rows``, in that order),
+    # kept so that fill_band_flatness can measure rows later.
+    band_power: np.ndarray | None = None
+    spectral_rows: np.ndarray | None = None
 
 
 def frame_features(
-    prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float, spectral_min_dbfs: float = -200.0
+    prev: np.ndarray,
+    cur: np.ndarray,
+    lo_hz: float,
+    hi_hz: float,
+    spectral_min_dbfs: float = -200.0,
+    tone_min_purity: float = -1.0,
+    lazy_band_flatness: bool = False,
 ) -> FrameFeatures:
     """``prev`` and ``cur``: (N, 160) int16 (or float) frames of N calls.
 
     Frames quieter than ``spectral_min_dbfs`` get no spectrum (peak_hz, purity, purity2 and flatness are 0):
     the detector pays for the FFT only where a tone or speech could be, and most of a call under
     analysis is the quiet before, between and after words.
+
+    Frames whose purity is under ``tone_min_purity`` can be no tone, so they get neither the peak's
+    frequency nor the envelope test (peak_hz and flatness 0). With ``lazy_band_flatness`` the speech
+    band's flatness is left at 1.0 for ``fill_band_flatness`` to measure only where a voice decision
+    needs it. Every value that is measured is the same as without these options.
     """
     n = cur.shape[0]
     cur_f = np.asarray(cur, dtype=np.float64)
-    level_db = 10.0 * np.log10((cur_f * cur_f).mean(axis=1) + 1e-3) - _FULL_SCALE_DB
-    peak_hz, purity, purity2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    if np.asarray(cur).dtype.kind in "iu":
+        # Integer samples: every partial sum of squares is an integer under 2**53, so einsum's sum is
+        # exact and equals mean()'s bit for bit, at a fraction of mean()'s Python-level overhead.
+        energy = np.einsum("ij,ij->i", cur_f, cur_f) / float(cur_f.shape[1])
+    else:
+        energy = (cur_f * cur_f).mean(axis=1)
+    level_db = 10.0 * np.log10(energy + 1e-3) - _FULL_SCALE_DB
+    peak_hz, purity, purity2, flatness = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     band_db, band_flat = level_db.copy(), np.ones(n)
     loud = np.flatnonzero(level_db >= spectral_min_dbfs)
-    if loud.size == n:
-        flatness = _envelope_flatness(np.asarray(prev, dtype=np.float64)[:, -1], cur_f)
-        peak_hz, purity, purity2, band_db, band_flat = _spectral(prev, cur, lo_hz, hi_hz)
+    if not loud.size:
+        return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2,
+                             flatness=flatness, band_db=band_db, band_flatness=band_flat)
+    every = loud.size == n
+    prev_l = prev if every else prev[loud]
+    cur_l = cur if every else cur[loud]
+    power = _power(prev_l, cur_l)
+    off = _TOTAL_LO - 1  # bins of ``power`` are offset by this
+    lo = max(int(lo_hz / _BIN_HZ), _TOTAL_LO + _PEAK_HALF) - off
+    hi = min(int(hi_hz / _BIN_HZ) + 1, _TOTAL_HI - _PEAK_HALF) - off
+    k, pu, pu2 = _purities(power, lo, hi)
+    band = power[:, _SB_LO - off : _SB_HI - off]
+    bdb = _band_level(band)
+    # The peak's frequency and the envelope test only feed the tone test, which needs purity first.
+    tone = np.flatnonzero(pu >= tone_min_purity)
+    if tone.size:
+        all_tone = tone.size == loud.size
+        hz = _peak_hz(power if all_tone else power[tone], k if all_tone else k[tone], off)
+        cur_t = cur_l if all_tone else cur_l[tone]
+        prev_t = prev_l if all_tone else prev_l[tone]
+        fl = _envelope_flatness(np.asarray(prev_t[:, -1], dtype=np.float64), np.asarray(cur_t, dtype=np.float64))
+        rows_t = loud[tone]
+        peak_hz[rows_t], flatness[rows_t] = hz, fl
+    if every:
+        purity, purity2, band_db = pu, pu2, bdb
     else:
-        # The envelope test, like the spectrum, only matters where a tone could be: a quiet
-        # frame's flatness is 0 (never a tone), and most frames of a call are quiet.
-        flatness = np.zeros(n)
-        if loud.size:
-            flatness[loud] = _envelope_flatness(np.asarray(prev[loud], dtype=np.float64)[:, -1], cur_f[loud])
-            (peak_hz[loud], purity[loud], purity2[loud], band_db[loud],
-             band_flat[loud]) = _spectral(prev[loud], cur[loud], lo_hz, hi_hz)
+        purity[loud], purity2[loud], band_db[loud] = pu, pu2, bdb
+    if lazy_band_flatness:
+        return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2,
+                             flatness=flatness, band_db=band_db, band_flatness=band_flat,
+                             band_power=band, spectral_rows=loud)
+    band_flat[loud] = _band_flatness(band)
     return FrameFeatures(level_db=level_db, peak_hz=peak_hz, purity=purity, purity2=purity2, flatness=flatness,
                          band_db=band_db, band_flatness=band_flat)
+
+
+def fill_band_flatness(f: FrameFeatures, rows: np.ndarray) -> None:
+    """Measure the speech band's flatness of ``rows`` (call indices that got a spectrum) of features
+    made with ``lazy_band_flatness``, in place: the same values frame_features would have given."""
+    if not rows.size or f.band_power is None or f.spectral_rows is None or not f.spectral_rows.size:
+        return
+    have = f.spectral_rows
+    pos = np.minimum(np.searchsorted(have, rows), have.size - 1)  # spectral_rows is sorted (flatnonzero)
+    ok = have[pos] == rows  # rows without a spectrum keep 1.0, as frame_features gives them
+    if not ok.all():
+        rows, pos = rows[ok], pos[ok]
+    f.band_flatness[rows] = _band_flatness(f.band_power[pos])
 
 
 def _envelope_flatness(before: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -88,21 +144,22 @@ def _envelope_flatness(before: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return sub.min(axis=1) / (sub.max(axis=1) + 1e-9)
 
 
-def _spectral(prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float) -> tuple[np.ndarray, ...]:
-    """Peak frequency, purity, two-peak purity, speech-band level and speech-band flatness of the
-    40 ms windows (prev + cur) of N calls."""
+def _power(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Power spectra, bins _TOTAL_LO - 1 .. _TOTAL_HI, of the 40 ms windows (prev + cur) of N calls."""
     n = cur.shape[0]
     win = np.empty((n, 2 * FRAME_SAMPLES))
     win[:, :FRAME_SAMPLES] = prev
     win[:, FRAME_SAMPLES:] = cur
     win *= _WIN
     spec = np.fft.rfft(win, axis=1)[:, _TOTAL_LO - 1 : _TOTAL_HI + 1]
-    # Bins from here on are offset by _TOTAL_LO - 1.
     power = spec.real * spec.real
     power += spec.imag * spec.imag
-    off = _TOTAL_LO - 1
-    lo = max(int(lo_hz / _BIN_HZ), _TOTAL_LO + _PEAK_HALF) - off
-    hi = min(int(hi_hz / _BIN_HZ) + 1, _TOTAL_HI - _PEAK_HALF) - off
+    return power
+
+
+def _purities(power: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Strongest peak's bin in [lo, hi), its purity and the two strongest peaks' purity."""
+    n = power.shape[0]
     k = np.argmax(power[:, lo:hi], axis=1) + lo
     rows = np.arange(n)[:, None]
     # Peak energy: the main lobe's bins, gathered for all rows at once (no per-row Python loop).
@@ -120,19 +177,28 @@ def _spectral(prev: np.ndarray, cur: np.ndarray, lo_hz: float, hi_hz: float) -> 
     k2 = np.minimum(np.maximum(np.argmax(masked, axis=1), _PEAK_HALF + 1), power.shape[1] - _PEAK_HALF - 1)
     peak2_e = power[rows, k2[:, None] + _LOBE].sum(axis=1)
     purity2 = np.minimum(1.0, (peak_e + peak2_e) / (total_e + 1e-9))
-    # Parabolic interpolation on log power for the frequency.
-    abc = np.log(power[rows, k[:, None] + _NEIGHBOURS] + 1e-9)
+    return k, purity, purity2
+
+
+def _peak_hz(power: np.ndarray, k: np.ndarray, off: int) -> np.ndarray:
+    """Parabolic interpolation on log power around bin ``k`` of each row, in Hz."""
+    n = power.shape[0]
+    abc = np.log(power[np.arange(n)[:, None], k[:, None] + _NEIGHBOURS] + 1e-9)
     a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
     den = a - 2 * b + c
     delta = np.zeros(n)
     np.divide(0.5 * (a - c), den, out=delta, where=np.abs(den) > 1e-12)
-    peak_hz = (k + off + np.minimum(np.maximum(delta, -0.5), 0.5)) * _BIN_HZ
-    band_db, band_flat = _band(power[:, _SB_LO - off : _SB_HI - off])
-    return peak_hz, purity, purity2, band_db, band_flat
+    return (k + off + np.minimum(np.maximum(delta, -0.5), 0.5)) * _BIN_HZ
 
 
-def _band(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Level (dBFS) and local spectral flatness of the speech band's power spectra (N, bins).
+def _band_level(band: np.ndarray) -> np.ndarray:
+    """dBFS of the speech band's power spectra (N, bins)."""
+    m = band.shape[1]
+    return 10.0 * np.log10(band.mean(axis=1) * (m * _POWER_SCALE) + 1e-3) - _FULL_SCALE_DB
+
+
+def _band_flatness(band: np.ndarray) -> np.ndarray:
+    """Local spectral flatness of the speech band's power spectra (N, bins).
 
     Flatness is measured against a moving average over _SMOOTH bins (225 Hz), not the band's mean,
     so that the slope of coloured noise (pink, brown, rumble) does not read as structure: any noise
@@ -140,7 +206,6 @@ def _band(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     peaks and valleys within each 225 Hz and score far lower.
     """
     n, m = band.shape
-    band_db = 10.0 * np.log10(band.mean(axis=1) * (m * _POWER_SCALE) + 1e-3)
     c = np.zeros((n, m + 1))
     np.cumsum(band, axis=1, out=c[:, 1:])
     smooth = (c[:, _SMOOTH:] - c[:, :-_SMOOTH]) * (1.0 / _SMOOTH) + 1e-9  # (n, m - _SMOOTH + 1)
@@ -154,5 +219,4 @@ def _band(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # libm at several times the cost), and a flatness needs no more than 7 digits.
     log_ratio = np.log((mid / smooth).astype(np.float32))
     log_ratio *= smooth
-    band_flat = np.exp(log_ratio.sum(axis=1) / total) * total / mid.sum(axis=1)
-    return band_db - _FULL_SCALE_DB, band_flat
+    return np.exp(log_ratio.sum(axis=1) / total) * total / mid.sum(axis=1)
