@@ -70,10 +70,10 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, autocheckp
         def _sqlite_begin(conn: Any) -> None:
             # Writers take the lock up front: a deferred read->write upgrade fails with SQLITE_BUSY
             # under concurrency instead of waiting. Read-only sessions stay deferred (WAL readers).
-            # Straight on the driver's connection: through exec_driver_sql this cost about 90 us
-            # of SQLAlchemy bookkeeping per transaction, half of a small write's whole cost.
-            readonly = conn.get_execution_options().get("ringback_readonly")
-            conn.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get("ringback_readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if u.get_backend_name() == "postgresql":

@@ -59,9 +59,9 @@ def _hot_candidates(limit: int, pg: bool) -> HotStatement:
 
 
 # The engine's per-call writes, built once: a statement built per call costs its construction and
-# its cache key on every execution, and the ORM's bulk-update path adds more; these run as Core
-# statements on the session's connection (same SQL, same transaction). Bind names must differ from
-# the column names the SET clause uses.
+# its cache key on every execution, and the ORM's bulk-update path adds more; these run as
+# HotStatements on the session's raw cursor (store/hot.py: same SQL, same transaction). Bind names
+# must differ from the column names the SET clause uses.
 _CALLS = Call.__table__
 _CLAIM_RETURNING = (
     _CALLS.c.sid, _CALLS.c.account_sid, _CALLS.c.caller, _CALLS.c.called, _CALLS.c.url, _CALLS.c.method,

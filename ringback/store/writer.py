@@ -208,12 +208,12 @@ class Writer:
             assert self._sessionmaker is not None
             with self._turn(), self._session() as s:
                 for fn, fut in jobs:
-                    writes = self._writes + s.info.get(HOT_WRITES, 0)
+                    writes = self._written(s)
                     try:
                         result = fn(s)
                         s.flush()  # the job's ORM changes reach the database now, counted as its writes
                     except Exception as exc:  # noqa: BLE001 - delivered to the job's caller
-                        if self._writes + s.info.get(HOT_WRITES, 0) != writes or s.new or s.dirty or s.deleted:
+                        if self._written(s) != writes or s.new or s.dirty or s.deleted:
                             # It failed after writing: only undoing the whole batch removes its rows.
                             raise _FailedAfterWriting from exc
                         # It failed before writing anything (a rejected request): the batch goes on.
@@ -242,6 +242,10 @@ class Writer:
                 fut.set_exception(err)
             else:
                 fut.set_result(result)
+
+    def _written(self, s: Session) -> int:
+        """Writes run so far: through SQLAlchemy (counted by event) and on the raw cursor (hot.py)."""
+        return self._writes + s.info.get(HOT_WRITES, 0)
 
     def _session(self) -> Session:
         """A session on the writer's own connection, held from batch to batch: checking one out of
