@@ -69,6 +69,7 @@ class Settings:
     node_dead_after: float = 30.0
     # SCHED_RR priority for the media clock's thread (0: normal scheduling).
     rt_priority: int = 0
+    media_sender: bool = True  # RTP leaves from a process of its own (ringback/media/sender.py)
     max_call_seconds: float = 4 * 3600
     rtp_timeout: float = 60.0
     shutdown_grace: float = 30.0
@@ -138,6 +139,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", action="store_const", const="1", help="REGISTER to the trunk (RINGBACK_REGISTER)")
     parser.add_argument("--rt-priority", type=int, help="SCHED_RR priority 1-99 for the media clock thread "
                         "(RINGBACK_RT_PRIORITY, default 0: normal; needs CAP_SYS_NICE)")
+    parser.add_argument("--media-sender", choices=("on", "off"), help="send RTP from a process of its own, "
+                        "so a busy engine cannot delay packets (RINGBACK_MEDIA_SENDER, default on)")
     parser.add_argument("--node-id", help="this node's name among nodes sharing a database (RINGBACK_NODE_ID, "
                         "default host:sip-port)")
     parser.add_argument("--node-dead-after", type=float, help="seconds without a heartbeat after which other "
@@ -190,6 +193,10 @@ def load_settings(args: argparse.Namespace | None = None, env: dict[str, str] | 
         s.cps = float(v)
     if v := pick("rt_priority", "RT_PRIORITY"):
         s.rt_priority = int(v)
+    if v := pick("media_sender", "MEDIA_SENDER"):
+        if v.lower() not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"RINGBACK_MEDIA_SENDER must be on or off, not {v!r}")
+        s.media_sender = v.lower() in ("on", "1", "true", "yes")
     if v := pick("node_id", "NODE_ID"):
         s.node_id = v
     if v := pick("node_dead_after", "NODE_DEAD_AFTER"):

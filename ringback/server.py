@@ -119,9 +119,10 @@ class RingbackServer:
     async def _start_engine(self) -> None:
         s = self.settings
         assert self.store is not None
-        if s.rt_priority:
-            from ringback.media.clock import set_rt_priority
+        from ringback.media.clock import set_media_sender, set_rt_priority
 
+        set_media_sender(s.media_sender)
+        if s.rt_priority:
             set_rt_priority(s.rt_priority)
         self.media = MediaEngine(s.sip_host, s.rtp_ports, advertise=s.advertise_host, rtp_timeout=s.rtp_timeout)
         await self.media.start()

@@ -188,15 +188,17 @@ def _one_sample(pid: int) -> tuple[float, int]:
 
 
 def _children(pid: int) -> list[int]:
+    """Every descendant: the engine process and its media sender count as ringback."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
+            kids = [int(x) for x in f.read().split()]
     except OSError:
         return []
+    return [k for kid in kids for k in (kid, *_children(kid))]
 
 
 def proc_sample(pid: int) -> tuple[float, int]:
-    """(utime+stime in seconds, RSS in bytes) of `pid` and its children (the engine process)."""
+    """(utime+stime in seconds, RSS in bytes) of `pid` and its descendants (engine, media sender)."""
     cpu = rss = 0.0
     for p in [pid, *_children(pid)]:
         with contextlib.suppress(OSError):

@@ -69,6 +69,9 @@ import numpy.typing as npt
 from ringback.media import g711
 from ringback.media._blas import limit_blas_threads
 from ringback.media.dtmf import DtmfDetector
+from ringback.media.sender import group_message, slow_message
+from ringback.media.sender_link import SenderLink
+from ringback.media.sender_link import available as sender_available
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,8 @@ class ClockMember(Protocol):
     _programs: object
     _taps: list[object]
     _send_errors: int
+    _tx_event_packets: int
+    _released: asyncio.Future[None] | None
 
     def fileno(self) -> int: ...
     def _read_one(self, now: float) -> bool: ...
@@ -180,6 +185,13 @@ class MediaClock:
         self.tick_cost = 0.0  # seconds of CPU-bound work in the last tick
         self.max_tick_cost = 0.0
         self.rx_rounds_capped = 0  # ticks that left datagrams for the next tick
+        # the media sender process (ringback/media/sender.py) while it works; None: this
+        # thread sends. Slots carry a generation so the sender never sends a packet built for a
+        # closed session from the socket of the session that took its slot.
+        self._link: SenderLink | None = None
+        self._gen = np.zeros(0, np.uint32)
+        self._shipped: list[object] = []  # per slot: the destination the sender was last told
+        self.sender_fallbacks = 0
 
     @classmethod
     def shared(cls) -> MediaClock:
@@ -202,6 +214,8 @@ class MediaClock:
             _switch_interval_users(-1)
         if self._thread is None:
             self._stop.clear()
+            if _use_sender and self._link is None and sender_available():
+                self._start_sender()
             _switch_interval_users(+1)
             self._thread = threading.Thread(target=self._run, name="media-clock", daemon=True)
             self._thread.start()
@@ -216,9 +230,30 @@ class MediaClock:
                 log.error("media clock thread did not stop within %.0f s", STOP_TIMEOUT)
             _switch_interval_users(-1)
             with self.lock:
+                link, self._link = self._link, None
+                if link is not None:
+                    link.close()
                 if self._epoll is not None and not self._by_fd:
                     self._epoll.close()  # a test suite makes one loop, so one clock, per test
                     self._epoll = None
+
+    def _start_sender(self) -> None:
+        try:
+            link = SenderLink(_rt_priority)
+        except OSError as exc:
+            log.warning("media sender could not start (%s); the clock sends from its own thread", exc)
+            return
+        with self.lock:
+            self._link = link
+            for slot, m in enumerate(self._members):  # a clock used again keeps its members
+                if m is not None:
+                    link.adopt(slot, int(self._gen[slot]), m.fileno())
+                    self._shipped[slot] = None
+
+    @property
+    def sender(self) -> SenderLink | None:
+        """The media sender process while the clock uses it."""
+        return self._link
 
     @property
     def running(self) -> bool:
@@ -242,6 +277,9 @@ class MediaClock:
             "max_tick_cost_ms": round(self.max_tick_cost * 1000, 3),
             "rx_rounds_capped": self.rx_rounds_capped,
             "members": len(self._members) - len(self._free) - len(self._freed) - len(self._freeing),
+            "sender_pid": self._link.pid if self._link is not None else 0,
+            "sender_dropped": self._link.dropped if self._link is not None else 0,
+            "sender_fallbacks": self.sender_fallbacks,
         }
 
     # -- membership
@@ -262,6 +300,8 @@ class MediaClock:
         self._phase = grown(self._phase)
         self._txn = grown(self._txn)
         self._level = grown(self._level)
+        self._gen = grown(self._gen)
+        self._shipped.extend([None] * (cap - len(self._shipped)))
         for i in (0, 1):
             w = grown(self._wire[i])
             w["b0"] = 0x80  # version 2, no padding, extension or CSRC
@@ -298,6 +338,10 @@ class MediaClock:
         self._level[slot] = 0.0
         for w in self._wire:
             w["ssrc"][slot] = ssrc
+        self._gen[slot] += 1
+        self._shipped[slot] = None
+        if self._link is not None:
+            self._link.adopt(slot, int(self._gen[slot]), member.fileno())
         if self._epoll is None and hasattr(select, "epoll"):
             self._epoll = select.epoll()
         if self._epoll is not None:
@@ -318,6 +362,9 @@ class MediaClock:
             self._live -= 1
             self._freed.append(slot)
             sent = int(self._txn[slot])
+            if self._link is not None:
+                # the port is free once the sender has closed its copy of the socket too
+                member._released = self._link.forget(slot, int(self._gen[slot]))
             if self._epoll is not None:
                 fd = member.fileno()
                 if self._by_fd.pop(fd, None) is not None:
@@ -483,6 +530,12 @@ class MediaClock:
         (or at the start of the next tick).
         """
         t0 = time.perf_counter()
+        link = self._link
+        if link is not None and link.broken:
+            self._link = None
+            self.sender_fallbacks += 1
+            self.call_soon(link.close)  # reaps the process, off this thread
+            link = None
         self._flush_pending()
         if self._freeing or self._freed:
             self._free.extend(self._freeing)
@@ -539,6 +592,9 @@ class MediaClock:
                     tx_slots.append(slot)
                     tx_frames.append(frame)
             if m._dest is not None:
+                if link is not None and m._dest is not self._shipped[slot]:
+                    self._shipped[slot] = m._dest
+                    link.dest(slot, int(self._gen[slot]), m._dest)
                 pkts = m._tx_program(self) if m._programs else None
                 if pkts is None:
                     send_slots.append(slot)
@@ -627,10 +683,32 @@ class MediaClock:
             if pkts:
                 slow_groups[int(self._phase[slot])].append((m, pkts))
         # this frame leaves at the start of the next tick
-        self._prepared = (self._views[flip], groups, slow_groups)
+        base = (deadline if deadline is not None else now) + self.period
+        if link is None or not self._ship(link, base, wire, groups, slow_groups):
+            self._prepared = (self._views[flip], groups, slow_groups)
         self._send_due()
         self.tick_cost = time.perf_counter() - t0
         self.max_tick_cost = max(self.max_tick_cost, self.tick_cost)
+
+    def _ship(self, link: SenderLink, base: float, wire: npt.NDArray[np.void], groups: list[list[int]],
+              slow_groups: list[list[tuple[ClockMember, list[bytes]]]]) -> bool:
+        """Hand the frame to the sender process, each phase group with the time it is due."""
+        raw = wire.view(np.uint8).reshape(self._cap, PACKET)
+        step = self.period / PHASE_SLOTS
+        ok = True
+        for i in range(PHASE_SLOTS):
+            due = base + i * step
+            if groups[i]:
+                ids = np.array(groups[i], "<u4")
+                ok = link.ship(group_message(due, ids.tobytes(), self._gen[ids].astype("<u4").tobytes(),
+                                             raw[ids].tobytes()))
+            for m, pkts in slow_groups[i]:
+                if ok:
+                    ok = link.ship(slow_message(due, m._slot, int(self._gen[m._slot]), pkts))
+                    m._tx_event_packets += len(pkts)
+            if not ok:
+                return False
+        return True
 
     def _encode(self, pcm: npt.NDArray[np.int16], slots: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:
         enc = g711.ULAW_ENCODE[pcm.view(np.uint16)]
@@ -700,6 +778,17 @@ def _switch_interval_users(delta: int) -> None:
         _switch_users = max(0, _switch_users + delta)
         if _switch_users == 0 and delta < 0:
             sys.setswitchinterval(_switch_saved)
+
+
+# Send from a process of its own (ringback/media/sender.py) when the platform allows;
+# `ringback serve --media-sender off` keeps sending in the clock's thread.
+_use_sender = True
+
+
+def set_media_sender(enabled: bool) -> None:
+    """Use (or not) the media sender process for clocks started from now on."""
+    global _use_sender
+    _use_sender = bool(enabled)
 
 
 # Real-time priority for the clock's thread (`ringback serve --rt-priority N`); 0 leaves it as is.

@@ -39,6 +39,7 @@ RELATCH_AFTER = 0.5  # seconds of silence from the latched source before another
 EVENT_DURATION = 0.1  # seconds per RFC 4733 digit
 EVENT_GAP = 0.1  # seconds between RFC 4733 digits
 RCVBUF = 32 * 1024  # bytes asked for each RTP socket's receive buffer (Linux doubles it)
+RELEASE_TIMEOUT = 1.0  # seconds close() waits for the media sender to let the port go
 
 
 class NoPortAvailable(RuntimeError):
@@ -122,6 +123,7 @@ class RtpSession:
         self._rx_errors = 0
         self._tx_packets = 0  # audio rows sent before close (counted by the event loop)
         self._tx_event_packets = 0  # RFC 4733 packets (counted by the clock thread)
+        self._released: asyncio.Future[None] | None = None  # the media sender's copy of the socket closed
         self._rx_datagrams = 0
         self._rx_foreign = 0
         self._digits_in = {"rfc4733": 0, "inband": 0, "info": 0, "duplicate": 0}
@@ -309,6 +311,10 @@ class RtpSession:
         # unregistered (in _forget) before closing, so the clock's epoll never sees a dead fd;
         # the port is free when this returns
         self._sock.close()
+        released, self._released = self._released, None
+        if released is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released, RELEASE_TIMEOUT)
 
     # ---- receive path (called by the clock once per tick, for sockets epoll says are ready)
 
@@ -586,6 +592,18 @@ class MediaEngine:
     async def open_session(self) -> RtpSession:
         """Bind the next free even port of the range (rotating, so a just-closed port rests)."""
         await self.start()
+        session = self._open_session()
+        if session is None and self._clock is not None and self._clock.sender is not None:
+            # ports of closed sessions may still be held by the media sender's copy of their
+            # sockets for a moment: wait until it has let them go, then look again
+            await self._clock.sender.sync()
+            session = self._open_session()
+        if session is None:
+            self._stats.no_port += 1
+            raise NoPortAvailable(f"no free even UDP port in {self.port_range[0]}-{self.port_range[1]}")
+        return session
+
+    def _open_session(self) -> RtpSession | None:
         n = len(self._ports)
         for _ in range(n):
             port = self._ports[self._cursor]
@@ -610,8 +628,7 @@ class MediaEngine:
             self._sessions[port] = session
             self._stats.opened += 1
             return session
-        self._stats.no_port += 1
-        raise NoPortAvailable(f"no free even UDP port in {self.port_range[0]}-{self.port_range[1]}")
+        return None
 
     def _forget(self, session: RtpSession) -> None:
         if self._sessions.get(session.local_port) is session:
