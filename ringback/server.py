@@ -286,5 +286,7 @@ class RingbackServer:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("shutting down")
+        from ringback.gctune import gc_pauses
+
+        log.info("shutting down (%s; garbage collection: %s)", s.role if (s := self.settings) else "", gc_pauses())
         await self.stop()

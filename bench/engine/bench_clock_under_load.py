@@ -202,6 +202,11 @@ async def main_async(calls: int, rate: float, seconds: float, workdir: Path) -> 
                         extra = (f"  POST p50 {statistics.median(lat):.1f} ms p99 {lat[int(0.99 * (len(lat) - 1))]:.1f} ms"
                                  f" ({len(lat)} calls, {failed} failed)")
                 print(f"{label:<32} packets {n:7d}  >5 ms off grid {100 * share:.3f}%  ringback CPU {cpu:5.1f}%{extra}")
+        # the media sender's own account, written when the engine stopped it: groups the engine
+        # handed over late (its tick ran late) and groups the sender itself sent late
+        for line in (workdir / "ringback.log").read_text(errors="replace").splitlines():
+            if "media sender" in line or "garbage collection" in line:
+                print(line.strip())
     finally:
         app.close()
         sink.close()

@@ -228,3 +228,24 @@ def test_media_sender_setting():
     assert load_settings(args, {"RINGBACK_MEDIA_SENDER": "on"}).media_sender is False  # the flag wins
     with pytest.raises(ValueError, match="on or off"):
         load_settings(None, {"RINGBACK_MEDIA_SENDER": "sometimes"})
+
+
+def _can_use_rt() -> bool:
+    try:
+        old = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+        os.sched_setscheduler(0, old[0], old[1])
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.mark.skipif(not _can_use_rt(), reason="no permission for SCHED_RR here")
+async def test_the_sender_runs_real_time_and_outlives_a_group_sigterm(engine):
+    link = engine.clock.sender
+    assert link is not None
+    assert os.sched_getscheduler(link.pid) == os.SCHED_RR
+    assert os.sched_getscheduler(0) != os.SCHED_RR  # nothing else was promoted
+    os.kill(link.pid, signal.SIGTERM)  # as a service manager's stop reaches the whole group
+    await asyncio.sleep(0.1)
+    assert link.proc.poll() is None and (await link.stats())["sockets"] == 0
