@@ -18,8 +18,8 @@ Two far sides, one run each per N:
   DTMF-checks one stream per call while SIPp does the same number of receives
   and sends in C. SIPp's own CPU for the same calls is the reference ratio.
 
-CPU is process time (getrusage for ringback, /proc/PID/stat for the far
-sides) over the measured window, so other load on the machine does not
+CPU is process time (getrusage for ringback plus /proc/PID/stat of its media
+sender process, /proc/PID/stat for the far sides) over the measured window, so other load on the machine does not
 inflate it; off-grid shares do depend on it, so the 1-minute load average
 seen at the start of each run is printed beside them. With --repeat the
 median of each figure over the repeats is reported.
@@ -27,6 +27,7 @@ median of each figure over the repeats is reported.
     python bench/media/bench_media.py                       # N = 100, 300, 1000; both far sides
     python bench/media/bench_media.py 300 --seconds 20 --peer python --repeat 3
     python bench/media/bench_media.py --search              # largest N meeting 0.1% > 5 ms
+    RB_BENCH_SENDER=off python bench/media/bench_media.py   # RTP sent from the clock's thread
 """
 
 from __future__ import annotations
@@ -236,6 +237,10 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
     from ringback.media.engine import MediaEngine
     from ringback.media.tones import hold_music
 
+    if os.environ.get("RB_BENCH_SENDER") == "off":  # as `ringback serve --media-sender off`
+        from ringback.media.clock import set_media_sender
+
+        set_media_sender(False)
     if pin:
         os.sched_setaffinity(0, {RINGBACK_CPU})
     if rt:
@@ -292,21 +297,26 @@ async def run(n: int, seconds: float, pin: bool, peer: str, rt: bool) -> dict[st
     rx0 = sum(s.stats["rx"]["received"] for s in sessions)  # type: ignore[index]
     digits0 = sum(s.stats["digits"]["inband"] for s in sessions)  # type: ignore[index]
     sipp_cpu0 = _proc_cpu_seconds(sipp.pid) if sipp else 0.0
+    # ringback's media sender is a process of its own (pinned with us: it inherits the affinity)
+    sender_pid = clock.sender.pid if clock.sender is not None else None
+    sender_cpu0 = _proc_cpu_seconds(sender_pid) if sender_pid else 0.0
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     w0 = time.monotonic()
     await asyncio.sleep(seconds - warm)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - w0
     sipp_cpu = (_proc_cpu_seconds(sipp.pid) - sipp_cpu0) if sipp else 0.0
+    sender_cpu = (_proc_cpu_seconds(sender_pid) - sender_cpu0) if sender_pid else 0.0
     rss2 = _rss_kib()
     rx = sum(s.stats["rx"]["received"] for s in sessions) - rx0  # type: ignore[index]
     digits = sum(s.stats["digits"]["inband"] for s in sessions) - digits0  # type: ignore[index]
-    cpu = (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / wall
+    cpu = (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime + sender_cpu) / wall
     out: dict[str, Any] = {
         "peer": peer,
         "calls": n,
         "load1": load,
         "cpu_pct": 100 * cpu,
+        "sender_cpu_pct": 100 * sender_cpu / wall,
         "cpu_pct_per_call": 100 * cpu / n,
         "mem_kib_per_call": (rss2 - rss0) / n,
         "rx_pct": 100 * rx / (n * wall / PERIOD),  # packets ringback received of those due
@@ -413,6 +423,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _line(r: dict[str, Any]) -> str:
     s = (f"{r['peer']:6s} calls={r['calls']:5d} load1={r['load1']:4.1f} cpu={r['cpu_pct']:5.1f}% "
+         f"(sender {r.get('sender_cpu_pct', 0.0):4.1f}%) "
          f"cpu/call={r['cpu_pct_per_call']:.3f}% mem/call={r['mem_kib_per_call']:5.1f}KiB "
          f"peer-cpu={r['peer_cpu_pct']:5.1f}% ratio={r['cpu_pct'] / max(r['peer_cpu_pct'], 1e-9):4.1f}x "
          f"rx={r['rx_pct']:5.1f}% digits/call/s={r['digits_per_call_s']:.2f} "

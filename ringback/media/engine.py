@@ -313,8 +313,12 @@ class RtpSession:
         self._sock.close()
         released, self._released = self._released, None
         if released is not None:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(released, RELEASE_TIMEOUT)
+            except TimeoutError:  # the sender is stuck: stop using it, so no other close waits
+                link = self._clock.sender
+                if link is not None:
+                    link.fail(f"it did not close a socket within {RELEASE_TIMEOUT} s")
 
     # ---- receive path (called by the clock once per tick, for sockets epoll says are ready)
 

@@ -190,16 +190,19 @@ class Sender:
                 ids.byteswap()
                 gens.byteswap()
             off += 8 * n
-            for i in range(n):
-                entry = slots.get(ids[i])
-                if entry is None or entry[0] != gens[i] or entry[2] is None:
+            sent = 0
+            for slot, gen in zip(ids, gens, strict=True):
+                entry = slots.get(slot)
+                if entry is None or entry[0] != gen or entry[2] is None:
                     self.stale += 1
-                    continue
-                try:
-                    entry[1].sendto(mv[off + i * PACKET:off + (i + 1) * PACKET], entry[2])  # type: ignore[attr-defined]
-                    self.sent += 1
-                except OSError:  # a full buffer or an unreachable peer: this frame is lost
-                    self.errors += 1
+                else:
+                    try:
+                        entry[1].sendto(mv[off:off + PACKET], entry[2])  # type: ignore[attr-defined]
+                        sent += 1
+                    except OSError:  # a full buffer or an unreachable peer: this frame is lost
+                        self.errors += 1
+                off += PACKET
+            self.sent += sent
         else:
             _, slot, gen, n = HDR_SLOW.unpack_from(msg, 1)
             entry = slots.get(slot)
@@ -250,6 +253,8 @@ def run(ctrl: socket.socket, rt_priority: int = 0) -> None:
     ctrl.send(b"R")
     ctrl.setblocking(False)
     fd_space = socket.CMSG_SPACE(4 * 4)
+    buf = bytearray(MAX_MESSAGE)  # received into, then copied out at its size (no 1 MiB per message)
+    view = memoryview(buf)
     try:
         while True:
             nxt = sender.next_due()
@@ -258,11 +263,12 @@ def run(ctrl: socket.socket, rt_priority: int = 0) -> None:
             if readable:
                 while True:  # everything queued: the engine sends a frame as up to ten messages
                     try:
-                        msg, anc, _flags, _addr = ctrl.recvmsg(MAX_MESSAGE, fd_space)
+                        size, anc, _flags, _addr = ctrl.recvmsg_into([buf], fd_space)
                     except (BlockingIOError, InterruptedError):
                         break
-                    if not msg:
+                    if not size:
                         return  # the engine closed its end (or died)
+                    msg = bytes(view[:size])
                     fds: list[int] = []
                     for level, typ, data in anc:
                         if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:

@@ -113,7 +113,9 @@ class SenderLink:
         await self.stats()
 
     def close(self) -> None:
-        """Let the sender send what it holds and exit; kill it if it does not."""
+        """Let the sender send what it holds and exit; kill it if it does not, or if it was
+        given up on already (stuck: waiting would block the event loop for nothing)."""
+        stuck = self.broken
         if not self.broken:
             with contextlib.suppress(BlockingIOError, OSError):
                 self._sock.setblocking(True)
@@ -123,6 +125,8 @@ class SenderLink:
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
+        if stuck and self.proc.poll() is None:
+            self.proc.kill()
         try:
             self.proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -169,6 +173,10 @@ class SenderLink:
         except OSError as exc:  # EPIPE/ECONNRESET: the sender died
             self._fail(str(exc))
             return False
+
+    def fail(self, why: str) -> None:
+        """Stop using the sender (it did not answer in time): the clock sends again itself."""
+        self._fail(why)
 
     def _fail(self, why: str) -> None:
         if not self.broken and why:

@@ -4,6 +4,7 @@ the real process under a MediaEngine: on time, falls back when killed, frees por
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -249,3 +250,23 @@ async def test_the_sender_runs_real_time_and_outlives_a_group_sigterm(engine):
     os.kill(link.pid, signal.SIGTERM)  # as a service manager's stop reaches the whole group
     await asyncio.sleep(0.1)
     assert link.proc.poll() is None and (await link.stats())["sockets"] == 0
+
+
+async def test_a_stuck_sender_is_dropped_and_media_goes_on(engine):
+    a, b = await _pair(engine)
+    c, d = await _pair(engine)
+    link = engine.clock.sender
+    assert link is not None
+    os.kill(link.pid, signal.SIGSTOP)
+    try:
+        await asyncio.wait_for(c.close(), 5)  # waits RELEASE_TIMEOUT for the port, then gives up on it
+        await asyncio.sleep(0.1)
+        assert engine.clock.sender is None
+        heard: list[np.ndarray] = []
+        b.add_tap(lambda f, now: heard.append(f))
+        await a.play(tones.beep(600, 300, -12))
+        await asyncio.sleep(0.1)
+        assert np.abs(np.concatenate(heard)).max() > 1000
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already reaped by the fallback
+            os.kill(link.pid, signal.SIGCONT)
