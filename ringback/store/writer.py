@@ -43,7 +43,12 @@ Job = tuple[Callable[[Session], Any], "Future[Any]"]
 # An asyncio caller waiting on a job: its loop and the future it awaits.
 Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
-MAX_BATCH = 128
+# Jobs per transaction. On SQLite a batch holds the write turn the API and engine processes share,
+# so a POST waits for the other process's whole batch: 128 jobs could hold it 10-15 ms on a busy
+# 2-core host, 32 about a quarter of that, at no loss of rate (bench/api/bench_api.py, SQLite, two
+# and three runs: POST p99 13-37 ms and 333-369 calls/s sustained at 128; 14 and 18 ms, 347-475/s
+# at 32, the third run's p99 217 ms from one 300 ms stall whose cause was not found).
+MAX_BATCH = 32
 CHECKPOINT_JOBS = 1000  # writes between WAL checkpoints (a call row and its counts: ~2-4 pages)
 
 
