@@ -18,6 +18,7 @@ from ringback.media import clock as clock_mod
 from ringback.media import sender as wire
 from ringback.media import tones
 from ringback.media.engine import MediaEngine
+from tests.media.test_clock_thread import _can_use_rt
 from tests.support.ports import free_range
 
 
@@ -155,15 +156,19 @@ async def _pair(engine):
     return a, b
 
 
+async def _b_hears_a(a, b, freq: int, ms: int = 300) -> bool:
+    heard: list[np.ndarray] = []
+    b.add_tap(lambda f, now: heard.append(f))
+    await a.play(tones.beep(freq, ms, -12))
+    await asyncio.sleep(0.1)
+    return bool(heard) and np.abs(np.concatenate(heard)).max() > 1000
+
+
 async def test_engine_sends_through_the_sender_process(engine):
     link = engine.clock.sender
     assert link is not None and link.pid != os.getpid()
     a, b = await _pair(engine)
-    heard: list[np.ndarray] = []
-    b.add_tap(lambda f, now: heard.append(f))
-    await a.play(tones.beep(800, 300, -12))
-    await asyncio.sleep(0.1)
-    assert np.abs(np.concatenate(heard)).max() > 1000
+    assert await _b_hears_a(a, b, 800)
     st = await link.stats()
     assert st["sockets"] == 2 and st["sent"] > 20 and st["stale"] == 0
     await a.close()
@@ -177,11 +182,7 @@ async def test_media_keeps_flowing_when_the_sender_dies(engine, caplog):
     assert link is not None
     os.kill(link.pid, signal.SIGKILL)
     await asyncio.sleep(0.1)
-    heard: list[np.ndarray] = []
-    b.add_tap(lambda f, now: heard.append(f))
-    await a.play(tones.beep(600, 300, -12))
-    await asyncio.sleep(0.1)
-    assert np.abs(np.concatenate(heard)).max() > 1000  # the clock's own thread sends again
+    assert await _b_hears_a(a, b, 600)  # the clock's own thread sends again
     assert engine.clock.sender is None
     assert engine.clock.stats()["sender_fallbacks"] == 1
     assert "media sender" in caplog.text
@@ -195,11 +196,7 @@ async def test_the_sender_can_be_turned_off():
         try:
             assert eng.clock.sender is None
             a, b = await _pair(eng)
-            heard: list[np.ndarray] = []
-            b.add_tap(lambda f, now: heard.append(f))
-            await a.play(tones.beep(600, 200, -12))
-            await asyncio.sleep(0.1)
-            assert np.abs(np.concatenate(heard)).max() > 1000
+            assert await _b_hears_a(a, b, 600, 200)
         finally:
             await eng.close()
     finally:
@@ -231,16 +228,6 @@ def test_media_sender_setting():
         load_settings(None, {"RINGBACK_MEDIA_SENDER": "sometimes"})
 
 
-def _can_use_rt() -> bool:
-    try:
-        old = os.sched_getscheduler(0), os.sched_getparam(0)
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
-        os.sched_setscheduler(0, old[0], old[1])
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
 @pytest.mark.skipif(not _can_use_rt(), reason="no permission for SCHED_RR here")
 async def test_the_sender_runs_real_time_and_outlives_a_group_sigterm(engine):
     link = engine.clock.sender
@@ -262,11 +249,7 @@ async def test_a_stuck_sender_is_dropped_and_media_goes_on(engine):
         await asyncio.wait_for(c.close(), 5)  # waits RELEASE_TIMEOUT for the port, then gives up on it
         await asyncio.sleep(0.1)
         assert engine.clock.sender is None
-        heard: list[np.ndarray] = []
-        b.add_tap(lambda f, now: heard.append(f))
-        await a.play(tones.beep(600, 300, -12))
-        await asyncio.sleep(0.1)
-        assert np.abs(np.concatenate(heard)).max() > 1000
+        assert await _b_hears_a(a, b, 600)
     finally:
         with contextlib.suppress(ProcessLookupError):  # already reaped by the fallback
             os.kill(link.pid, signal.SIGCONT)
