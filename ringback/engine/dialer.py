@@ -26,6 +26,12 @@ log = logging.getLogger("ringback.dialer")
 
 POLL_SECONDS = 1.0
 BATCH = 64
+# After a wake-up, wait this long before claiming, so calls created together are claimed in one
+# transaction. The API wakes the dialer once per created call: claiming at every wake-up made a
+# write transaction per call, each taking the SQLite write turn the API needs too. 5 ms more
+# before the INVITE took POST /Calls at 200/s on SQLite from p50 3.7-4.1 / p99 14-55 ms to
+# 2.5 / 5-8 ms, and the sustained rate from 329-337 to 358-439 calls/s (bench/api/bench_api.py).
+COALESCE = 0.005
 
 
 class Pacer:
@@ -171,6 +177,8 @@ class Dialer:
             wait = POLL_SECONDS if next_at is None else min(POLL_SECONDS, max(0.0, next_at - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            if not self._stopping:
+                await asyncio.sleep(COALESCE)
 
     async def _claim_and_start(self) -> int:
         limit = min(BATCH, self.room())
