@@ -1,6 +1,6 @@
 """AMD benchmark: the production detector and Asterisk app_amd (defaults) on the built corpus.
 
-    python bench/amd/bench_amd.py [--corpus bench/out/amd_corpus] [--split both|all|tune|heldout|fresh|fresh2|fresh3|fresh4]
+    python bench/amd/bench_amd.py [--corpus bench/out/amd_corpus] [--split both|all|tune|heldout|fresh|fresh2|fresh3|fresh4|fresh5]
 
 Splits: ``tune`` (the detector was tuned on it), ``heldout`` (the first held-out split: it was
 looked at once, before the last round of tuning), ``fresh`` (a second held-out split built after
@@ -12,7 +12,10 @@ defined before the third round's detector changes with voices, rates, noises and
 used in no other split; built then, and run once after that round's tuning was finished),
 ``fresh4`` (a fifth held-out split, defined in the fourth round before its detector changes, with
 voices, rates (60-79 and 340-450 wpm), noises and beep frequencies used in no other split; run
-before that round's changes and after them, never tuned on), ``all``.
+before that round's changes and after them, never tuned on), ``fresh5`` (a sixth held-out
+split, defined in the fifth round before its detector changes, with voices, noises (cafe, static,
+a siren) and beep frequencies used in no other split; run before that round's changes and after
+them, never tuned on), ``all``.
 
 Scoring: people (and silence: undecided counts as a person) are right unless judged machine;
 machines are right only when judged machine; fax is right when not judged human.
@@ -211,8 +214,9 @@ def main() -> None:
     ap.add_argument("--fresh2-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh2"))
     ap.add_argument("--fresh3-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh3"))
     ap.add_argument("--fresh4-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh4"))
+    ap.add_argument("--fresh5-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh5"))
     ap.add_argument("--split", default="both",
-                    choices=["both", "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "all"])
+                    choices=["both", "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "all"])
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
@@ -227,9 +231,11 @@ def main() -> None:
         clips += _corpus(args.fresh3_corpus, "fresh3")
     if args.split in ("both", "fresh4", "all"):
         clips += _corpus(args.fresh4_corpus, "fresh4")
+    if args.split in ("both", "fresh5", "all"):
+        clips += _corpus(args.fresh5_corpus, "fresh5")
     print(f"corpus: {len(clips)} clips ({time.perf_counter() - t0:.1f} s to load/build)")
     params = AmdParams()
-    splits = ["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4"] if args.split == "both" else [args.split]
+    splits = ["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"] if args.split == "both" else [args.split]
     for s in splits:
         sel = clips if s == "all" else [c for c in clips if c.split == s]
         evaluate(sel, params, s, args.verbose)

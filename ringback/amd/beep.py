@@ -5,7 +5,10 @@ outside the fax bands, not followed at once by a tone of another frequency (SIT 
 speech. Dual tones, DTMF and most speech never get here: they fail the purity/flatness tests frame
 by frame. What does get here from speech is a held vowel whose harmonic looks pure for a few
 frames; it glides, so a tone must also hold its frequency from frame to frame (beep_max_step_hz),
-and a tone that starts right where speech stops must be longer and followed by quiet.
+and a tone that starts right where speech stops must be longer and followed by quiet. A weak
+beep's peak wobbles in noise: once a tone has held beep_min_ms, one frame that jumps past
+beep_max_step_hz but stays near the tone's mean is a dropout, and the tone's ragged tail (the
+next frame, its peak smeared a few Hz) never counts as a new tone of a sequence.
 
 Two calls per frame, in this order: ``step`` (tone runs) then ``confirm`` (with the frame's raw
 speech flag, which the detector can only compute once it knows whether a tone is sounding).
@@ -79,10 +82,23 @@ class BeepTracker:
                 self._run_last_hz = hz
                 self._dropouts = 0
                 is_tone = False  # consumed
-            elif not is_tone and self._dropouts < self._max_dropouts:
+            elif self._dropouts < self._max_dropouts and (
+                not is_tone
+                # A tone that has held for beep_min_ms may jump past beep_max_step_hz for a frame
+                # when noise pulls its interpolated peak, but around its mean (within two steps): a
+                # dropout, not an end. A glide (a siren, a vowel) moves away from the mean instead.
+                or (abs(hz - mean) <= 2.0 * p.beep_max_step_hz and self._run_n * FRAME_MS >= p.beep_min_ms)
+            ):
                 self._dropouts += 1
+                is_tone = False
             else:
-                self._close_run(changed=is_tone and abs(hz - mean) > p.beep_freq_tol_hz)
+                same = is_tone and abs(hz - mean) <= p.beep_freq_tol_hz
+                self._close_run(changed=is_tone and not same)
+                if same:
+                    # The tone's own ragged tail (still in the 40 ms window, its peak smeared by a
+                    # few Hz), not a new tone: it must not start a run that cancels this one as
+                    # the first of a sequence.
+                    is_tone = False
         if is_tone:
             seq = self._cand_end >= 0 or (0 <= t_ms - self._run_end <= p.beep_confirm_ms and self._run_n > 1)
             if self._cand_end >= 0:

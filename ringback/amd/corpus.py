@@ -22,7 +22,7 @@ SR = 8000
 SEED = 20080801
 RECIPE_VERSION = 1
 Truth = Literal["human", "machine", "silence", "fax"]
-Split = Literal["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4"]
+Split = Literal["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"]
 
 HUMAN_PHRASES = [
     "Hello?", "Yeah?", "Hi.", "Hello.", "Yes?", "Hi, this is Dana.", "Hello, this is Mark.",
@@ -117,6 +117,22 @@ FRESH4_BEEPS = [420.0, 700.0, 980.0, 1250.0, 1750.0, 2450.0]
 FRESH4_RATE_BANDS = ((60, 80), (340, 451))  # wpm, half-open; the earlier splits used 80-339
 FRESH4_PITCH_BANDS = ((0, 101),)
 ESPEAK_MIN_RATE = 80  # espeak-ng speaks no slower; slower rates are stretched from this one
+
+# A sixth held-out split, defined in the fifth round of tuning before any detector change of that
+# round, and run once before and once after it; nothing is tuned on it. Espeak variants used in no
+# other split, three new synthesised noise kinds (cafe, static, siren; see ``_noise``: a siren is a
+# gliding tone the beep detector must not take for a beep) and six beep frequencies never used.
+# Rates: every realistic rate (60-450 wpm) was used by an earlier split, so fresh5 draws from the
+# everyday 100-319 wpm that real callers speak at, with the new voices and noises as its news.
+# Pitch: all of espeak's range, as fresh3. 200 clips (the held-out proportions x 1.6).
+FRESH5_SEED = 20261206
+FRESH5_VOICES = [("en-us", "Alex"), ("en-gb", "Denis"), ("en-us-nyc", "caleb"), ("en-029", "Jacky"),
+                 ("en-gb-x-rp", "announcer"), ("en-gb-scotland", "rob"), ("en-gb-x-gbcwmd", "max"),
+                 ("en-us", "steph2"), ("en-gb-x-gbclan", "iven3")]
+FRESH5_NOISES = ["cafe", "static", "siren"]
+FRESH5_BEEPS = [370.0, 620.0, 910.0, 1380.0, 1800.0, 2200.0]
+FRESH5_RATE_BANDS = ((100, 320),)  # wpm, half-open: nothing realistic is left unused
+FRESH5_PITCH_BANDS = ((0, 101),)
 
 
 @dataclass
@@ -351,6 +367,49 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
         slosh *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 6.3))
         motor = sum(np.sin(2 * np.pi * 50.0 * k * t + rng.uniform(0, 6.3)) / k for k in (1, 2, 3, 4, 6))
         x = slosh / (np.sqrt(np.mean(slosh**2)) + 1e-9) + 0.5 * motor / (np.sqrt(np.mean(motor**2)) + 1e-9)
+    elif kind == "cafe":
+        # A cafe: a speech-band murmur (300-3000 Hz noise, swelling slowly) with cups and cutlery
+        # clinking, each clink a few inharmonic partials at 1.5-3.8 kHz that die away in 20-60 ms.
+        t = np.arange(n) / SR
+        spec = np.fft.rfft(rng.standard_normal(n))
+        fr = np.fft.rfftfreq(n, 1 / SR)
+        spec[(fr < 300.0) | (fr > 3000.0)] = 0.0
+        murmur = np.fft.irfft(spec, n)
+        murmur *= (1.0 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t)) / (np.sqrt(np.mean(murmur**2)) + 1e-9)
+        x = murmur
+        pos = int(rng.uniform(0.0, 0.5) * SR)
+        while pos < n:  # a clink every 0.2-1.5 s
+            m = min(int(0.2 * SR), n - pos)
+            tt = np.arange(m) / SR
+            decay = np.exp(-tt / rng.uniform(0.02, 0.06))
+            amp = rng.uniform(2.0, 6.0)
+            for _ in range(3):
+                x[pos : pos + m] += amp / 3 * np.sin(2 * np.pi * rng.uniform(1500.0, 3800.0) * tt) * decay
+            pos += int(rng.uniform(0.2, 1.5) * SR)
+    elif kind == "static":
+        # AM-radio-like static: white noise whose level flutters at random (a smoothed random
+        # envelope, 5-20 changes a second) with now and then a loud burst of 30-150 ms.
+        rate = rng.uniform(5.0, 20.0)
+        knots = rng.uniform(0.05, 1.0, int(n / SR * rate) + 3)
+        env = np.interp(np.arange(n) / SR * rate, np.arange(knots.size), knots)
+        x = rng.standard_normal(n) * env
+        pos = int(rng.uniform(0.2, 2.0) * SR)
+        while pos < n:
+            m = min(int(rng.uniform(0.03, 0.15) * SR), n - pos)
+            x[pos : pos + m] *= rng.uniform(3.0, 6.0)
+            pos += int(rng.uniform(0.5, 3.0) * SR)
+    elif kind == "siren":
+        # A siren passing outside ("wail"): one harmonic tone gliding 650-1350 Hz and back every
+        # 3-6 s, so slowly near its turning points that it holds a frequency for a few hundred ms,
+        # over traffic (pink noise).
+        t = np.arange(n) / SR
+        f = 1000.0 + 350.0 * np.sin(2 * np.pi * t / rng.uniform(3.0, 6.0) + rng.uniform(0, 6.3))
+        phase = 2 * np.pi * np.cumsum(f) / SR
+        wail = np.sin(phase) + 0.3 * np.sin(2 * phase)
+        spec = np.fft.rfft(rng.standard_normal(n))
+        spec /= np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
+        pink = np.fft.irfft(spec, n)
+        x = wail / (np.sqrt(np.mean(wail**2)) + 1e-9) + 0.5 * pink / (np.sqrt(np.mean(pink**2)) + 1e-9)
     elif kind == "babble":
         # Distant chatter: several far voices summed, quiet and continuous.
         parts = []
@@ -394,6 +453,9 @@ class _Builder:
         if split == "fresh4":
             self.voices, self.noises, self.beeps = FRESH4_VOICES, FRESH4_NOISES, FRESH4_BEEPS
             self.rate_bands, self.pitch_bands = FRESH4_RATE_BANDS, FRESH4_PITCH_BANDS
+        if split == "fresh5":
+            self.voices, self.noises, self.beeps = FRESH5_VOICES, FRESH5_NOISES, FRESH5_BEEPS
+            self.rate_bands, self.pitch_bands = FRESH5_RATE_BANDS, FRESH5_PITCH_BANDS
 
     def pick(self, seq: list) -> object:  # type: ignore[type-arg]
         return seq[int(self.rng.integers(len(seq)))]
@@ -401,7 +463,7 @@ class _Builder:
     def voice_args(self) -> tuple[tuple[str, str], int, int, float]:
         r = self.rng
         if self.rate_bands is not None and self.pitch_bands is not None:
-            # fresh2-fresh4 only (the other splits keep their exact random draws): a band, then a value.
+            # fresh2-fresh5 only (the other splits keep their exact random draws): a band, then a value.
             rate = int(r.integers(*self.rate_bands[int(r.integers(len(self.rate_bands)))]))
             pitch = int(r.integers(*self.pitch_bands[int(r.integers(len(self.pitch_bands)))]))
             return self.pick(self.voices), rate, pitch, float(r.uniform(-32, -10))  # type: ignore[return-value]
@@ -476,7 +538,8 @@ class _Builder:
 
 
 COUNTS = {"tune": (170, 130, 30, 10, 10), "heldout": (60, 45, 10, 5, 5), "fresh": (60, 45, 10, 5, 5),
-          "fresh2": (60, 45, 10, 5, 5), "fresh3": (60, 45, 10, 5, 5), "fresh4": (72, 54, 12, 6, 6)}
+          "fresh2": (60, 45, 10, 5, 5), "fresh3": (60, 45, 10, 5, 5), "fresh4": (72, 54, 12, 6, 6),
+          "fresh5": (96, 72, 16, 8, 8)}
 # (human, machine, carrier, silence, fax)
 
 
@@ -536,7 +599,14 @@ def build_fresh4(seed: int = FRESH4_SEED) -> list[Clip]:
     return build_fresh(seed, "fresh4", 5)
 
 
+def build_fresh5(seed: int = FRESH5_SEED) -> list[Clip]:
+    """The sixth held-out split (200 clips); build it in its own process (see above)."""
+    return build_fresh(seed, "fresh5", 6)
+
+
 def _build_which(which: str) -> tuple[list[Clip], int]:
+    if which == "fresh5":
+        return build_fresh5(), FRESH5_SEED
     if which == "fresh4":
         return build_fresh4(), FRESH4_SEED
     if which == "fresh3":
@@ -549,7 +619,7 @@ def _build_which(which: str) -> tuple[list[Clip], int]:
 
 
 def load_or_build(path: Path, fresh: bool = False, which: str | None = None) -> list[Clip]:
-    """``which``: "main" (tune + heldout), "fresh", "fresh2", "fresh3" or "fresh4", each in its own directory
+    """``which``: "main" (tune + heldout), "fresh", "fresh2" ... "fresh5", each in its own directory
     (``fresh=True`` is the older spelling of which="fresh"). Build each in a fresh process:
     espeak-ng's output depends on what it synthesised before."""
     try:
@@ -563,11 +633,11 @@ def load_or_build(path: Path, fresh: bool = False, which: str | None = None) -> 
 if __name__ == "__main__":
     import sys
 
-    which = next((w for w in ("fresh4", "fresh3", "fresh2", "fresh") if f"--{w}" in sys.argv), "main")
+    which = next((w for w in ("fresh5", "fresh4", "fresh3", "fresh2", "fresh") if f"--{w}" in sys.argv), "main")
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     default = {"main": "bench/out/amd_corpus", "fresh": "bench/out/amd_corpus_fresh",
                "fresh2": "bench/out/amd_corpus_fresh2", "fresh3": "bench/out/amd_corpus_fresh3",
-               "fresh4": "bench/out/amd_corpus_fresh4"}[which]
+               "fresh4": "bench/out/amd_corpus_fresh4", "fresh5": "bench/out/amd_corpus_fresh5"}[which]
     out = Path(args[0] if args else default)
     cs, seed = _build_which(which)
     save(cs, out, seed)

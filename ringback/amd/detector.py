@@ -22,8 +22,11 @@ How it decides (every number is an ``AmdParams`` field):
   frame level above an absolute floor and the band ``vad_snr_db`` above its own minimum-statistics
   noise floor, or ``vad_voiced_snr_db`` above it when the band is voiced (local spectral flatness
   under ``vad_voiced_max_flatness``: harmonics, which steady noise has not); frames of a sounding tone (two or more frames holding one frequency) or of a dual
-  tone (two frames in a row) are not speech; runs shorter than ``min_speech_run_ms`` are ignored
-  and gaps under ``speech_hangover_ms`` bridged.
+  tone (``dual_tone_min_ms`` at a level steady within ``dual_tone_max_step_db``: a high voice's
+  vowel has two strong harmonics too, but its level moves) are not speech; runs shorter than
+  ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged. Once speech has
+  started, ``vad_hold_snr_db`` over the floor continues it for up to ``vad_hold_ms`` after the
+  last frame that passed the full test (word tails in noise).
 - Every pause rule is relative to the speaker's own pace, the syllable period (voiced ms per
   syllable nucleus so far, shrunk towards ``rate_prior_period_ms``; ``syllable_period_ms``), with a
   floor in ms: slow and fast speakers are judged alike. People answer with something short and
@@ -163,6 +166,7 @@ class Detector:
         self._band_floor = FloorTracker()
         # speech state
         self._raw_run = 0  # consecutive raw speech frames
+        self._voice_end_ms = -(1 << 30)  # end of the last frame that passed _is_voice
         self._gap = 0  # consecutive non-speech frames while in speech
         self._in_speech = False
         self.voiced_ms = 0
@@ -172,7 +176,8 @@ class Detector:
         self.words = 0
         self.utterances = 0
         self.sentence_pauses = 0  # pauses between sentences inside the first utterance
-        self._prev_dual = False
+        self._dual_run = 0  # consecutive frames that look like a dual tone
+        self._prev_band = 0.0  # speech band level of the previous frame
         self._syl = SyllableCounter(p.syllable_dip_db, p.syllable_floor_margin_db)
         self._loud_run = 0
         self._sound_end_ms = -(1 << 30)  # end of the last non-tone sound (two loud frames or more)
@@ -251,15 +256,29 @@ class Detector:
         )
         bt = self._beep
         bt.step(t, is_tone, hz, self._sound_end_ms)
-        # Dual tones (ringback, busy) are excluded per frame; a held vowel can look like that for a
-        # frame, so it takes two such frames in a row.
-        dual = purity2 >= TONE_MIN_PURITY2
-        tonal = bt.tone_active or (dual and self._prev_dual)
-        self._prev_dual = dual
+        # Dual tones (ringback, busy) are excluded once they last dual_tone_min_ms at a steady level:
+        # a vowel whose energy sits in two harmonics can look like one, but its level moves.
+        if purity2 >= TONE_MIN_PURITY2:
+            # A dual tone holds its level; a high voice's vowel (two strong harmonics) does not.
+            step_db = band - self._prev_band
+            steady = -p.dual_tone_max_step_db <= step_db <= p.dual_tone_max_step_db
+            self._dual_run = self._dual_run + 1 if steady else 1
+        else:
+            self._dual_run = 0
+        self._prev_band = band
+        tonal = bt.tone_active or self._dual_run * FRAME_MS >= p.dual_tone_min_ms
         # Loud sound, judged in the speech band like speech, so rumble swelling under a beep does
         # not count as sound around it.
         loud = level >= p.vad_min_dbfs and band >= band_floor + p.vad_snr_db
         raw = not tonal and self._is_voice(level, band, band_flat, band_floor)
+        if raw:
+            self._voice_end_ms = now
+        elif (self._in_speech and not tonal and now - self._voice_end_ms <= p.vad_hold_ms
+              and level >= p.vad_min_dbfs and band - band_floor >= p.vad_hold_snr_db):
+            # Speech fading into noise (a word's tail, a soft syllable) goes on at a lower SNR than
+            # it takes to start: in noise the onset test would cut every word short and make
+            # pauses look longer than they are. Bounded in time, so noise alone cannot hold it.
+            raw = True
         # Sound that is not a tone, whatever the speech classifier makes of it (a held vowel can
         # pass for a dual tone): a beep must stand apart from it. Two frames, because a beep's
         # own ragged first frame is loud and not yet known to be a tone.

@@ -36,6 +36,20 @@ class AmdParams:
     """Voice must last this long before an utterance starts (clicks and pops do not)."""
     speech_hangover_ms: int = 120
     """Silence shorter than this inside speech is bridged (plosives, short gaps between syllables)."""
+    vad_hold_snr_db: float = 4.0
+    """Once speech has started, a frame this far above the speech band's floor continues it (a
+    lower bar than vad_snr_db for starting): word tails and soft syllables in noise stay speech,
+    so pauses are not read longer, nor the speaker's voiced time shorter, than they are."""
+    vad_hold_ms: int = 200
+    """How long after the last frame that passed the full voice test vad_hold_snr_db may continue
+    speech: a bound on what fluctuating noise alone can hold."""
+    dual_tone_min_ms: int = 40
+    """Frames whose two strongest peaks hold nearly all the energy (ringback, busy, DTMF) are a dual
+    tone, not speech, once they last this long at a steady level (dual_tone_max_step_db)."""
+    dual_tone_max_step_db: float = 3.0
+    """How far the speech band's level may move from one frame to the next within a dual tone. A
+    tone holds its level; a high voice's vowel, whose energy also sits in two strong harmonics
+    (f0 over ~250 Hz), moves by more, so it stays speech."""
 
     # --- speech pattern: people say something short and wait; machines talk on ---
     # Every pause rule is relative to the speaker's own pace, the syllable period T: voiced
@@ -141,7 +155,10 @@ class AmdParams:
     """How far the peak may move from one frame to the next inside a tone. Generated and recorded
     beeps move under 0.5 Hz; a voiced vowel's pure-looking harmonic glides ~4 Hz (median) per frame."""
     beep_max_dropout_ms: int = 20
-    """Frames inside a tone that may fail the tests (a noise burst) without ending it."""
+    """Frames inside a tone that may fail the tests (a noise burst) without ending it; once the tone
+    has lasted beep_min_ms this includes a frame whose peak jumps more than beep_max_step_hz but
+    stays within twice that of the tone's mean (noise pulls the interpolated peak of a weak beep;
+    a glide moves away from the mean)."""
     beep_confirm_ms: int = 80
     """Quiet after a tone before it is accepted: a different tone right after it means a sequence
     (SIT), and speech right after it means it was a held vowel."""

@@ -1,4 +1,4 @@
-"""The held-out splits (fresh2..fresh4) share no voice, rate, noise kind or beep frequency (nor pitch,
+"""The held-out splits (fresh2..fresh5) share no voice, rate, noise kind or beep frequency (nor pitch,
 for fresh2) with the splits the detector was tuned or checked on (no synthesis here: the recipe's
 constants only, and the noise and time-stretch helpers)."""
 
@@ -108,6 +108,59 @@ def test_fresh4_noises_are_synthesised_at_the_asked_level() -> None:
         x = C._noise(kind, 8000, -40.0, rng, C.FRESH4_VOICES)
         rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
         assert abs(rms_db + 40.0) < 0.1, kind
+
+
+def test_fresh5_uses_no_voice_noise_or_beep_of_the_other_splits() -> None:
+    before_voices = (set(C.TUNE_VOICES) | set(C.HELD_VOICES) | set(C.FRESH_VOICES) | set(C.FRESH2_VOICES)
+                     | set(C.FRESH3_VOICES) | set(C.FRESH4_VOICES))
+    before_variants = {v.lower() for _, v in before_voices}
+    assert not {v.lower() for _, v in C.FRESH5_VOICES} & before_variants
+    before_noises = (set(C.TUNE_NOISES) | set(C.HELD_NOISES) | set(C.FRESH_NOISES) | set(C.FRESH2_NOISES)
+                     | set(C.FRESH3_NOISES) | set(C.FRESH4_NOISES))
+    assert not set(C.FRESH5_NOISES) & before_noises
+    before_beeps = (set(C.TUNE_BEEPS) | set(C.HELD_BEEPS) | set(C.FRESH_BEEPS) | set(C.FRESH2_BEEPS)
+                    | set(C.FRESH3_BEEPS) | set(C.FRESH4_BEEPS))
+    assert not set(C.FRESH5_BEEPS) & before_beeps
+    # Rates: the earlier splits used all of 60-450 wpm, so fresh5 stays within everyday rates.
+    assert all(100 <= lo < hi <= 320 for lo, hi in C.FRESH5_RATE_BANDS)
+    assert C.FRESH5_SEED not in (C.SEED, C.FRESH_SEED, C.FRESH2_SEED, C.FRESH3_SEED, C.FRESH4_SEED)
+    for hz in C.FRESH5_BEEPS:
+        assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
+
+
+def test_fresh5_is_at_least_150_clips_in_the_usual_proportions() -> None:
+    counts = C.COUNTS["fresh5"]
+    assert sum(counts) >= 150
+    base = C.COUNTS["fresh3"]
+    assert all(c * base[0] == b * counts[0] for c, b in zip(counts, base, strict=True))
+
+
+def test_fresh5_builder_draws_from_its_bands() -> None:
+    b = C._Builder("fresh5", np.random.default_rng([C.FRESH5_SEED, 6]))
+    for _ in range(50):
+        voice, rate, _pitch, _lvl = b.voice_args()
+        assert voice in C.FRESH5_VOICES
+        assert any(lo <= rate < hi for lo, hi in C.FRESH5_RATE_BANDS)
+
+
+def test_fresh5_noises_are_synthesised_at_the_asked_level() -> None:
+    rng = np.random.default_rng(0)
+    for kind in C.FRESH5_NOISES:
+        x = C._noise(kind, 8000, -40.0, rng, C.FRESH5_VOICES)
+        rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
+        assert abs(rms_db + 40.0) < 0.1, kind
+
+
+def test_fresh5_siren_glides_through_the_beep_band() -> None:
+    # The siren must be a gliding tone (a false-beep trap), not a steady one: its strongest
+    # frequency over 6 s spans hundreds of Hz inside the beep band.
+    x = C._noise("siren", 6 * C.SR, -20.0, np.random.default_rng(1), C.FRESH5_VOICES)
+    peaks = []
+    for i in range(0, x.size - 640, 640):
+        seg = x[i : i + 640] * np.hanning(640)
+        peaks.append(np.argmax(np.abs(np.fft.rfft(seg))) * C.SR / 640)
+    assert min(peaks) >= 300.0 and max(peaks) <= 2500.0
+    assert max(peaks) - min(peaks) > 400.0
 
 
 def test_stretch_slows_speech_and_keeps_its_pitch() -> None:
