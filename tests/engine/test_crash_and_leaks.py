@@ -235,7 +235,13 @@ async def test_no_leaks_after_many_calls(tmp_path: Path) -> None:
                     statuses[(status, code)] = n
             assert statuses == {(2, 200): n_calls}, statuses
             assert [t.name for t in threading.enumerate()].count("media-clock") == 1  # one clock thread
+            # the media sender process holds no copy of a finished call's socket either
+            link = server.media.clock.sender  # type: ignore[union-attr]
+            assert link is not None
+            sender_stats = await link.stats()
+            assert sender_stats["sockets"] == 0 and sender_stats["pending"] == 0, sender_stats
     finally:
         await server.stop(grace=5)
-    # the media clock's thread ends with the server
+    # the media clock's thread and the sender process end with the server
     assert "media-clock" not in [t.name for t in threading.enumerate()]
+    assert link.proc.poll() is not None
