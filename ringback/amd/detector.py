@@ -53,7 +53,7 @@ How it decides (every number is an ``AmdParams`` field):
 from __future__ import annotations
 
 from collections import deque
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -66,6 +66,7 @@ _FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5
 _HZ_SLACK = 10.0  # frequency estimates at the band edges wobble by a few Hz
 _SEARCH_MARGIN = 50.0  # look for the peak a little beyond the beep band
 _MIN_PURITY = attrgetter("params.beep_min_purity")  # C-level getter: the bank reads it for every call
+_FIRST = itemgetter(0)
 TONE_MIN_PURITY2 = 0.93  # two strongest peaks holding this share of energy: a (dual) tone, not speech
 
 
@@ -181,6 +182,8 @@ class Detector:
         self._syl = SyllableCounter(p.syllable_dip_db, p.syllable_floor_margin_db)
         self._loud_run = 0
         self._sound_end_ms = -(1 << 30)  # end of the last non-tone sound (two loud frames or more)
+        self._silence_key: tuple[int, int, int] | None = None  # cache of _human_silence_needed
+        self._silence_needed = 0.0
         self.segments: list[list[int]] = []  # [start_ms, end_ms] of each speech run (end -1 while open)
         # results
         self.verdict: Verdict | None = None
@@ -255,7 +258,12 @@ class Detector:
             and p.beep_min_hz - _HZ_SLACK <= hz <= p.beep_max_hz + _HZ_SLACK
         )
         bt = self._beep
-        bt.step(t, is_tone, hz, self._sound_end_ms)
+        if is_tone or bt._run_start >= 0:
+            bt.step(t, is_tone, hz, self._sound_end_ms)
+        else:
+            # No tone run open and no tone frame: step() would only note where sound ended
+            # (tone_active is already False). Skipping the call matters: this runs per call per tick.
+            bt._speech_end = self._sound_end_ms
         # Dual tones (ringback, busy) are excluded once they last dual_tone_min_ms at a steady level:
         # a vowel whose energy sits in two harmonics can look like one, but its level moves.
         if purity2 >= TONE_MIN_PURITY2:
@@ -270,11 +278,14 @@ class Detector:
         # Loud sound, judged in the speech band like speech, so rumble swelling under a beep does
         # not count as sound around it.
         loud = level >= p.vad_min_dbfs and band >= band_floor + p.vad_snr_db
-        raw = not tonal and self._is_voice(level, band, band_flat, band_floor)
+        # _is_voice, inlined (it runs for every call on every tick).
+        snr = band - band_floor
+        raw = not tonal and level >= p.vad_min_dbfs and (
+            snr >= p.vad_snr_db or (snr >= p.vad_voiced_snr_db and band_flat <= p.vad_voiced_max_flatness))
         if raw:
             self._voice_end_ms = now
         elif (self._in_speech and not tonal and now - self._voice_end_ms <= p.vad_hold_ms
-              and level >= p.vad_min_dbfs and band - band_floor >= p.vad_hold_snr_db):
+              and level >= p.vad_min_dbfs and snr >= p.vad_hold_snr_db):
             # Speech fading into noise (a word's tail, a soft syllable) goes on at a lower SNR than
             # it takes to start: in noise the onset test would cut every word short and make
             # pauses look longer than they are. Bounded in time, so noise alone cannot hold it.
@@ -317,7 +328,8 @@ class Detector:
                     self.last_speech_end_ms = now - self._gap * FRAME_MS
                     self.segments[-1][1] = self.last_speech_end_ms
         self._syl.step(band, self._in_speech, band_floor)
-        beep = bt.confirm(t, self._loud_run)
+        # confirm() changes nothing and finds nothing without a candidate beep: skip the call.
+        beep = bt.confirm(t, self._loud_run) if bt._cand_end >= 0 else None
         silence_ms = now - self.last_speech_end_ms if (not self._in_speech and self.last_speech_end_ms >= 0) else 0
 
         if self.verdict is None:
@@ -368,7 +380,8 @@ class Detector:
 
     def _is_voice(self, level: float, band: float, band_flat: float, band_floor: float) -> bool:
         """Speech, frame by frame: loud enough overall, and the speech band clearly above its own
-        noise floor, or less clearly but voiced (harmonics that no steady noise has)."""
+        noise floor, or less clearly but voiced (harmonics that no steady noise has).
+        ``_step`` has this test inlined: change both together."""
         p = self.params
         if level < p.vad_min_dbfs:
             return False
@@ -388,6 +401,16 @@ class Detector:
         # The more they said, the longer the silence must be (machines pause between sentences),
         # and all of it in this speaker's syllable periods: a slow reader's sentence pause is
         # longer in ms than a fast person's wait, but not in periods.
+        # It depends only on these counts, which stay put while the silence lasts (the frames that
+        # ask, every one of a person's wait): reuse the last answer until they change.
+        key = (self._syl.count, self.sentence_pauses, self.voiced_ms)
+        if key == self._silence_key:
+            return self._silence_needed
+        self._silence_key = key
+        self._silence_needed = need = self._human_silence_needed_now()
+        return need
+
+    def _human_silence_needed_now(self) -> float:
         p = self.params
         n = self._syl.count
         if n >= p.human_max_syllables:
@@ -418,14 +441,26 @@ class DetectorBank:
     The costlier features are measured only where some rule can read them: the tone's frequency and
     envelope where the purity test can pass, the speech band's flatness where the voice decision is
     left open by the band's level over its floor (the features of a frame no rule reads are left
-    at their "no spectrum" values).
+    at their "no spectrum" values). A detector fed by a bank is fed only by that bank from then
+    on (its previous frame may be taken from the bank's last batch instead of the detector).
     """
+
+    def __init__(self) -> None:
+        # The last batch and its detectors: when the same calls come next tick (the usual case),
+        # their previous frames are that batch, with no gathering of 100 one-row arrays.
+        self._last_dets: list[Detector] = []
+        self._last_frames: np.ndarray | None = None
 
     def feed(self, detectors: list[Detector], frames: np.ndarray) -> list[tuple[int, AmdEvent]]:
         if not detectors:
             return []
         frames = np.asarray(frames, dtype=np.int16).reshape(len(detectors), FRAME_SAMPLES)
-        prev = np.concatenate([d._prev for d in detectors], axis=0)
+        # (list == compares identity first; Detector has no __eq__, so equal means the same calls)
+        if self._last_frames is not None and detectors == self._last_dets:
+            prev = self._last_frames
+        else:
+            prev = np.concatenate([d._prev for d in detectors], axis=0)
+        self._last_dets, self._last_frames = list(detectors), frames
         p0 = detectors[0].params
         # Peak frequency and envelope test only where the purity test can pass (the loosest of the calls).
         min_purity = min(map(_MIN_PURITY, detectors))
@@ -434,33 +469,38 @@ class DetectorBank:
             min_purity, lazy_band_flatness=True,
         )
         levels, bands = f.level_db.tolist(), f.band_db.tolist()
-        # First every call's noise floor, which tells where the band flatness can matter; then that
-        # feature for those rows only (usually few or none), in one pass; then the rules.
-        floors: list[float] = []
+        cols = zip(levels, f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(), f.flatness.tolist(), bands,
+                   strict=True)
+        out: list[tuple[int, AmdEvent]] = []
+        # One pass: each call's noise floor, which tells whether the band flatness can matter, then
+        # its rules at once. The few calls that need the flatness wait until it is measured for all
+        # of them in one numpy pass; every other call's flatness is the lazy 1.0, which no rule reads.
         need: list[int] = []
+        need_floors: list[float] = []
         # (iterating the (N, 1, 160) view hands out each call's row without Python-level slicing)
-        for i, (det, lv, bd, row) in enumerate(zip(detectors, levels, bands, frames[:, None, :], strict=True)):
+        for i, (det, (lv, hz, pu, pu2, fl, bd), row) in enumerate(zip(detectors, cols, frames[:, None, :], strict=True)):
             det._prev = row
             if det.done:
-                floors.append(0.0)
                 continue
-            fl = det._band_floor.step(bd)
-            floors.append(fl)
+            bfl = det._band_floor.step(bd)
             # _needs_band_flatness, inlined: this loop runs for every call on every tick.
             q = det.params
-            if lv >= q.vad_min_dbfs and q.vad_voiced_snr_db <= bd - fl < q.vad_snr_db:
+            if lv >= q.vad_min_dbfs and q.vad_voiced_snr_db <= bd - bfl < q.vad_snr_db:
                 need.append(i)
-        if need:
-            fill_band_flatness(f, np.array(need, dtype=np.intp))
-        out: list[tuple[int, AmdEvent]] = []
-        cols = zip(
-            levels, f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(),
-            f.flatness.tolist(), bands, f.band_flatness.tolist(), floors, strict=True,
-        )
-        for i, (det, (lv, hz, pu, pu2, fl, bd, bf, bfl)) in enumerate(zip(detectors, cols, strict=True)):
-            if det.done:
+                need_floors.append(bfl)
                 continue
-            det._step(lv, hz, pu, pu2, fl, bd, bf, bfl)
+            det._step(lv, hz, pu, pu2, fl, bd, 1.0, bfl)
             while det._events:
                 out.append((i, det._events.popleft()))
+        if need:
+            fill_band_flatness(f, np.array(need, dtype=np.intp))
+            band_flat = f.band_flatness
+            peak_hz, purity, purity2, flatness = f.peak_hz, f.purity, f.purity2, f.flatness
+            for i, bfl in zip(need, need_floors, strict=True):
+                det = detectors[i]
+                det._step(levels[i], float(peak_hz[i]), float(purity[i]), float(purity2[i]), float(flatness[i]),
+                          bands[i], float(band_flat[i]), bfl)
+                while det._events:
+                    out.append((i, det._events.popleft()))
+            out.sort(key=_FIRST)  # events in call order, as before (stable: each call's stay in order)
         return out

@@ -99,7 +99,7 @@ def frame_features(
     tone = np.flatnonzero(pu >= tone_min_purity)
     if tone.size:
         all_tone = tone.size == loud.size
-        hz = _peak_hz(power if all_tone else power[tone], k if all_tone else k[tone], off)
+        hz = _peak_hz(power, tone, k if all_tone else k[tone], off)
         cur_t = cur_l if all_tone else cur_l[tone]
         prev_t = prev_l if all_tone else prev_l[tone]
         fl = _envelope_flatness(np.asarray(prev_t[:, -1], dtype=np.float64), np.asarray(cur_t, dtype=np.float64))
@@ -145,7 +145,8 @@ def _envelope_flatness(before: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 
 def _power(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Power spectra, bins _TOTAL_LO - 1 .. _TOTAL_HI, of the 40 ms windows (prev + cur) of N calls."""
+    """Power spectra, bins _TOTAL_LO - 1 .. _TOTAL_HI, of the 40 ms windows (prev + cur) of N calls.
+    C-contiguous (``_purities`` gathers from it by flat index)."""
     n = cur.shape[0]
     win = np.empty((n, 2 * FRAME_SAMPLES))
     win[:, :FRAME_SAMPLES] = prev
@@ -159,12 +160,13 @@ def _power(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 def _purities(power: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Strongest peak's bin in [lo, hi), its purity and the two strongest peaks' purity."""
-    n = power.shape[0]
+    n, m = power.shape
     k = np.argmax(power[:, lo:hi], axis=1) + lo
-    rows = np.arange(n)[:, None]
-    # Peak energy: the main lobe's bins, gathered for all rows at once (no per-row Python loop).
-    lobe = k[:, None] + _LOBE
-    peak_e = power[rows, lobe].sum(axis=1)
+    # Peak energy: the main lobe's bins, gathered for all rows at once (no per-row Python loop), by
+    # flat index (``power`` is C-contiguous): np.take/np.put do what power[rows, lobe] does, for less.
+    base = np.arange(0, n * m, m)[:, None]
+    lobe = base + k[:, None] + _LOBE
+    peak_e = np.take(power, lobe).sum(axis=1)
     total_e = power[:, 1:].sum(axis=1)
     # A beep's purity is judged against the band it can be in (from lo_hz up): energy below it is
     # hum and rumble (mains, air conditioning, engines), which would otherwise make a beep under
@@ -172,18 +174,19 @@ def _purities(power: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarr
     purity = peak_e / (power[:, lo - _PEAK_HALF :].sum(axis=1) + 1e-9)
     # Second peak anywhere in 100..3600 Hz once the first one's main lobe is masked.
     masked = power.copy()
-    masked[rows, lobe] = 0.0
+    np.put(masked, lobe, 0.0)
     # (np.minimum/np.maximum: np.clip's call overhead is several times theirs at these sizes)
-    k2 = np.minimum(np.maximum(np.argmax(masked, axis=1), _PEAK_HALF + 1), power.shape[1] - _PEAK_HALF - 1)
-    peak2_e = power[rows, k2[:, None] + _LOBE].sum(axis=1)
+    k2 = np.minimum(np.maximum(np.argmax(masked, axis=1), _PEAK_HALF + 1), m - _PEAK_HALF - 1)
+    peak2_e = np.take(power, base + k2[:, None] + _LOBE).sum(axis=1)
     purity2 = np.minimum(1.0, (peak_e + peak2_e) / (total_e + 1e-9))
     return k, purity, purity2
 
 
-def _peak_hz(power: np.ndarray, k: np.ndarray, off: int) -> np.ndarray:
-    """Parabolic interpolation on log power around bin ``k`` of each row, in Hz."""
-    n = power.shape[0]
-    abc = np.log(power[np.arange(n)[:, None], k[:, None] + _NEIGHBOURS] + 1e-9)
+def _peak_hz(power: np.ndarray, rows: np.ndarray, k: np.ndarray, off: int) -> np.ndarray:
+    """Parabolic interpolation on log power around bin ``k`` of each of ``rows``, in Hz."""
+    n = rows.size
+    # Gathered by flat index (``power`` is C-contiguous): no copy of the rows' spectra first.
+    abc = np.log(np.take(power, (rows * power.shape[1] + k)[:, None] + _NEIGHBOURS) + 1e-9)
     a, b, c = abc[:, 0], abc[:, 1], abc[:, 2]
     den = a - 2 * b + c
     delta = np.zeros(n)

@@ -169,3 +169,46 @@ def test_finish_settles_unknown() -> None:
     det.feed(sil(0.02))
     v = det.finish()
     assert v.answered_by == "unknown" and det.done
+
+
+def test_bank_with_changing_calls_matches_single_detectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the engine feeds it: calls join late and leave once done, and in noise some frames need the
+    band flatness (their rules run after the others'); every call's events must be what it gets alone."""
+    import ringback.amd.detector as detector_mod
+
+    rng = np.random.default_rng(7)
+
+    def noisy(x: np.ndarray, amp: float) -> np.ndarray:
+        return np.clip(x + rng.normal(0.0, amp, x.size), -32768, 32767).astype(np.int16)
+
+    clips = [
+        noisy(np.concatenate([sil(0.3), speech("Hello?"), sil(3)]), 300.0),
+        noisy(np.concatenate([sil(0.2), speech(GREETING), sil(0.5), tone((1000.0,), 0.3), sil(3)]), 600.0),
+        noisy(np.concatenate([sil(0.5), speech("Hi, this is Dana."), sil(3)]), 900.0),
+    ]
+    joins = [0, 7, 13]  # ticks at which each call is answered
+    filled: list[int] = []
+    real_fill = detector_mod.fill_band_flatness
+    monkeypatch.setattr(detector_mod, "fill_band_flatness", lambda f, rows: (filled.append(rows.size), real_fill(f, rows)))
+    singles = [Detector() for _ in clips]
+    single_events: list[list[object]] = [[] for _ in clips]
+    for i, (c, d) in enumerate(zip(clips, singles, strict=True)):
+        for fr in c[: c.size // 160 * 160].reshape(-1, 160):
+            ev = d.feed(fr)
+            while ev is not None:
+                single_events[i].append(ev)
+                ev = d.next_event()
+            if d.done:
+                break
+    bank, dets = DetectorBank(), [Detector() for _ in clips]
+    bank_events: list[list[object]] = [[] for _ in clips]
+    for k in range(max(j + c.size // 160 for j, c in zip(joins, clips, strict=True))):
+        live = [i for i, (j, c, d) in enumerate(zip(joins, clips, dets, strict=True))
+                if j <= k < j + c.size // 160 and not d.done]
+        if not live:
+            continue
+        frames = np.stack([clips[i][(k - joins[i]) * 160 : (k - joins[i] + 1) * 160] for i in live])
+        for j, ev in bank.feed([dets[i] for i in live], frames):
+            bank_events[live[j]].append(ev)
+    assert bank_events == single_events
+    assert all(single_events) and sum(filled) > 0
