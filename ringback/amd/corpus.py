@@ -240,6 +240,17 @@ def _speech(text: str, voice: tuple[str, str], rate: int, pitch: int, dbfs: floa
     return pcm * (32768.0 * 10 ** (dbfs / 20.0) / np.sqrt(2) / rms)
 
 
+def _murmur(n: int, t: np.ndarray, rng: np.random.Generator, depth: float, swell_hz: tuple[float, float]) -> np.ndarray:
+    """Speech-band murmur: white noise band-limited to 300-3000 Hz at unit RMS, swelling slowly by
+    ``depth`` at a rate drawn from ``swell_hz`` (the office's and the cafe's background)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    fr = np.fft.rfftfreq(n, 1 / SR)
+    spec[(fr < 300.0) | (fr > 3000.0)] = 0.0
+    murmur = np.fft.irfft(spec, n)
+    murmur *= (1.0 + depth * np.sin(2 * np.pi * rng.uniform(*swell_hz) * t)) / (np.sqrt(np.mean(murmur**2)) + 1e-9)
+    return murmur
+
+
 def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: list[tuple[str, str]]) -> np.ndarray:
     if kind == "none" or n == 0:
         return np.zeros(n)
@@ -305,12 +316,7 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
         # An open office: keyboard clicks (short broadband bursts in typing rhythm) over a quiet
         # speech-band murmur (white noise band-limited to 300-3000 Hz, swelling slowly).
         t = np.arange(n) / SR
-        spec = np.fft.rfft(rng.standard_normal(n))
-        fr = np.fft.rfftfreq(n, 1 / SR)
-        spec[(fr < 300.0) | (fr > 3000.0)] = 0.0
-        murmur = np.fft.irfft(spec, n)
-        murmur *= (1.0 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t)) / (np.sqrt(np.mean(murmur**2)) + 1e-9)
-        x = 0.5 * murmur
+        x = 0.5 * _murmur(n, t, rng, 0.5, (0.2, 0.6))
         pos = 0
         decay = np.exp(-np.arange(48) / 6.0)
         while pos < n:  # key presses 80-300 ms apart, in bursts
@@ -371,12 +377,7 @@ def _noise(kind: str, n: int, dbfs: float, rng: np.random.Generator, voices: lis
         # A cafe: a speech-band murmur (300-3000 Hz noise, swelling slowly) with cups and cutlery
         # clinking, each clink a few inharmonic partials at 1.5-3.8 kHz that die away in 20-60 ms.
         t = np.arange(n) / SR
-        spec = np.fft.rfft(rng.standard_normal(n))
-        fr = np.fft.rfftfreq(n, 1 / SR)
-        spec[(fr < 300.0) | (fr > 3000.0)] = 0.0
-        murmur = np.fft.irfft(spec, n)
-        murmur *= (1.0 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t)) / (np.sqrt(np.mean(murmur**2)) + 1e-9)
-        x = murmur
+        x = _murmur(n, t, rng, 0.4, (0.1, 0.3))
         pos = int(rng.uniform(0.0, 0.5) * SR)
         while pos < n:  # a clink every 0.2-1.5 s
             m = min(int(0.2 * SR), n - pos)

@@ -5,6 +5,7 @@ constants only, and the noise and time-stretch helpers)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ringback.amd import corpus as C
 
@@ -86,30 +87,6 @@ def test_fresh4_uses_nothing_from_the_other_splits_but_pitch() -> None:
         assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
 
 
-def test_fresh4_is_at_least_150_clips_in_the_usual_proportions() -> None:
-    counts = C.COUNTS["fresh4"]
-    assert sum(counts) >= 150
-    # people : machines : carriers : silence : fax as in the other held-out splits
-    base = C.COUNTS["fresh3"]
-    assert all(c * base[0] == b * counts[0] for c, b in zip(counts, base, strict=True))
-
-
-def test_fresh4_builder_draws_from_its_bands() -> None:
-    b = C._Builder("fresh4", np.random.default_rng([C.FRESH4_SEED, 5]))
-    for _ in range(50):
-        voice, rate, _pitch, _lvl = b.voice_args()
-        assert voice in C.FRESH4_VOICES
-        assert any(lo <= rate < hi for lo, hi in C.FRESH4_RATE_BANDS)
-
-
-def test_fresh4_noises_are_synthesised_at_the_asked_level() -> None:
-    rng = np.random.default_rng(0)
-    for kind in C.FRESH4_NOISES:
-        x = C._noise(kind, 8000, -40.0, rng, C.FRESH4_VOICES)
-        rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
-        assert abs(rms_db + 40.0) < 0.1, kind
-
-
 def test_fresh5_uses_no_voice_noise_or_beep_of_the_other_splits() -> None:
     before_voices = (set(C.TUNE_VOICES) | set(C.HELD_VOICES) | set(C.FRESH_VOICES) | set(C.FRESH2_VOICES)
                      | set(C.FRESH3_VOICES) | set(C.FRESH4_VOICES))
@@ -128,25 +105,31 @@ def test_fresh5_uses_no_voice_noise_or_beep_of_the_other_splits() -> None:
         assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
 
 
-def test_fresh5_is_at_least_150_clips_in_the_usual_proportions() -> None:
-    counts = C.COUNTS["fresh5"]
+@pytest.mark.parametrize("split", ["fresh4", "fresh5"])
+def test_late_splits_are_at_least_150_clips_in_the_usual_proportions(split: str) -> None:
+    counts = C.COUNTS[split]
     assert sum(counts) >= 150
+    # people : machines : carriers : silence : fax as in the other held-out splits
     base = C.COUNTS["fresh3"]
     assert all(c * base[0] == b * counts[0] for c, b in zip(counts, base, strict=True))
 
 
-def test_fresh5_builder_draws_from_its_bands() -> None:
-    b = C._Builder("fresh5", np.random.default_rng([C.FRESH5_SEED, 6]))
+@pytest.mark.parametrize(("split", "seed", "stream"), [("fresh4", "FRESH4_SEED", 5), ("fresh5", "FRESH5_SEED", 6)])
+def test_late_split_builders_draw_from_their_bands(split: str, seed: str, stream: int) -> None:
+    tag = split.upper()
+    b = C._Builder(split, np.random.default_rng([getattr(C, seed), stream]))
     for _ in range(50):
         voice, rate, _pitch, _lvl = b.voice_args()
-        assert voice in C.FRESH5_VOICES
-        assert any(lo <= rate < hi for lo, hi in C.FRESH5_RATE_BANDS)
+        assert voice in getattr(C, f"{tag}_VOICES")
+        assert any(lo <= rate < hi for lo, hi in getattr(C, f"{tag}_RATE_BANDS"))
 
 
-def test_fresh5_noises_are_synthesised_at_the_asked_level() -> None:
+@pytest.mark.parametrize("split", ["fresh4", "fresh5"])
+def test_late_split_noises_are_synthesised_at_the_asked_level(split: str) -> None:
     rng = np.random.default_rng(0)
-    for kind in C.FRESH5_NOISES:
-        x = C._noise(kind, 8000, -40.0, rng, C.FRESH5_VOICES)
+    tag = split.upper()
+    for kind in getattr(C, f"{tag}_NOISES"):
+        x = C._noise(kind, 8000, -40.0, rng, getattr(C, f"{tag}_VOICES"))
         rms_db = 20 * np.log10(np.sqrt(np.mean(x**2)) * np.sqrt(2) / 32768.0)
         assert abs(rms_db + 40.0) < 0.1, kind
 
