@@ -288,5 +288,5 @@ class RingbackServer:
         await stop.wait()
         from ringback.gctune import gc_pauses
 
-        log.info("shutting down (%s; garbage collection: %s)", s.role if (s := self.settings) else "", gc_pauses())
+        log.info("shutting down (%s; garbage collection: %s)", self.settings.role, gc_pauses())
         await self.stop()

@@ -695,19 +695,17 @@ class MediaClock:
         """Hand the frame to the sender process, each phase group with the time it is due."""
         raw = wire.view(np.uint8).reshape(self._cap, PACKET)
         step = self.period / PHASE_SLOTS
-        ok = True
         for i in range(PHASE_SLOTS):
             due = base + i * step
             if groups[i]:
                 ids = np.array(groups[i], "<u4")
-                ok = link.ship(group_message(due, ids.tobytes(), self._gen[ids].astype("<u4").tobytes(),
-                                             raw[ids].tobytes()))
+                if not link.ship(group_message(due, ids.tobytes(), self._gen[ids].astype("<u4").tobytes(),
+                                               raw[ids].tobytes())):
+                    return False
             for m, pkts in slow_groups[i]:
-                if ok:
-                    ok = link.ship(slow_message(due, m._slot, int(self._gen[m._slot]), pkts))
-                    m._tx_event_packets += len(pkts)
-            if not ok:
-                return False
+                if not link.ship(slow_message(due, m._slot, int(self._gen[m._slot]), pkts)):
+                    return False
+                m._tx_event_packets += len(pkts)
         return True
 
     def _encode(self, pcm: npt.NDArray[np.int16], slots: npt.NDArray[np.intp]) -> npt.NDArray[np.uint8]:

@@ -48,7 +48,9 @@ import sys
 import time
 
 PACKET = 12 + 160  # one G.711 frame of 20 ms with its RTP header
-MAX_MESSAGE = 1 << 20  # a phase group of 5,000 calls; the engine sizes its sends to match
+# Receive buffer: one phase group of about 6,000 packets. Calls are spread over ten phase groups
+# (by SSRC), so that is some 60,000 calls, far past what one node carries (--max-calls).
+MAX_MESSAGE = 1 << 20
 SOCKET_BUFFER = 4 << 20
 SLOW = 0.002  # a group sent this long after its time counts as slow (the grid allows 5 ms)
 # Scheduling asked for at start (see _take_priority); without the permission it runs as it is.

@@ -54,16 +54,16 @@ class SenderLink:
         self._sock = ours
         self.broken = False
         self.dropped = 0  # messages the sender had no room for
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._released: dict[bytes, asyncio.Future[None]] = {}
+        self._answers: list[asyncio.Future[dict[str, float | int]]] = []
         # wait for "R": frames shipped before it runs would arrive late
         ready = select.select([ours], [], [], START_TIMEOUT)[0] and ours.recv(16) == b"R"
         if not ready:
             self.close()
             raise OSError("the media sender did not start")
         ours.setblocking(False)
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._released: dict[bytes, asyncio.Future[None]] = {}
-        self._answers: list[asyncio.Future[dict[str, float | int]]] = []
         self._loop.add_reader(ours.fileno(), self._readable)
 
     @property
@@ -101,7 +101,7 @@ class SenderLink:
         try:
             return await asyncio.wait_for(fut, REPLY_TIMEOUT)
         except TimeoutError:
-            self._fail(f"no answer within {REPLY_TIMEOUT} s")
+            self.fail(f"no answer within {REPLY_TIMEOUT} s")
             return {}
 
     async def sync(self) -> None:
@@ -116,12 +116,12 @@ class SenderLink:
         """Let the sender send what it holds and exit; kill it if it does not, or if it was
         given up on already (stuck: waiting would block the event loop for nothing)."""
         stuck = self.broken
-        if not self.broken:
+        if not stuck:
             with contextlib.suppress(BlockingIOError, OSError):
                 self._sock.setblocking(True)
                 self._sock.settimeout(STOP_TIMEOUT)
                 self._sock.send(b"Q")
-        self._fail("")
+        self.fail("")
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
@@ -141,10 +141,10 @@ class SenderLink:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._fail(str(exc))
+                self.fail(str(exc))
                 return
             if not msg:
-                self._fail("it exited")
+                self.fail("it exited")
                 return
             if msg[:1] == b"c":
                 fut = self._released.pop(msg[1:], None)
@@ -167,25 +167,23 @@ class SenderLink:
         except BlockingIOError:
             self.dropped += 1
             if fd is not None:  # a socket it never got would leave the call silent: stop using it
-                self._fail("no room for a socket")
+                self.fail("no room for a socket")
                 return False
             return True
         except OSError as exc:  # EPIPE/ECONNRESET: the sender died
-            self._fail(str(exc))
+            self.fail(str(exc))
             return False
 
     def fail(self, why: str) -> None:
-        """Stop using the sender (it did not answer in time): the clock sends again itself."""
-        self._fail(why)
-
-    def _fail(self, why: str) -> None:
+        """Stop using the sender (it died, or did not answer in time): the clock sends again
+        itself. An empty ``why`` is a normal close and is not logged."""
         if not self.broken and why:
             log.error("media sender %d failed (%s); the clock sends from its own thread", self.proc.pid, why)
         self.broken = True
         # nobody waits forever on a sender that is gone (callbacks run on the loop's thread)
-        if threading.get_ident() == getattr(self, "_loop_thread", None):
+        if threading.get_ident() == self._loop_thread:
             self._wake_waiters()
-        elif hasattr(self, "_loop"):
+        else:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._wake_waiters)
 
