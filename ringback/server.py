@@ -289,4 +289,7 @@ class RingbackServer:
         from ringback.gctune import gc_pauses
 
         log.info("shutting down (%s; garbage collection: %s)", self.settings.role, gc_pauses())
+        for name, ua in (("trunk", self.ua), ("sandbox", self.sandbox.ua if self.sandbox else None)):
+            if ua is not None:  # how the SIP side went: retransmissions mean late answers
+                log.info("SIP %s: %s", name, ", ".join(f"{k} {v}" for k, v in ua.endpoint.stats.items() if v))
         await self.stop()

@@ -550,6 +550,9 @@ def main() -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
                 lines = log.read_text(errors="replace").splitlines()
                 errors = [i for i, ln in enumerate(lines) if " ERROR " in ln]
+                for ln in lines:
+                    if " SIP " in ln:  # the engine's SIP counters: retransmissions mean late answers
+                        print("   ", ln.split(" INFO ", 1)[-1])
                 if errors:
                     first = "\n    ".join(ln[:300] for ln in lines[errors[0]:errors[0] + 25])
                     print(f"  server logged {len(errors)} errors, first:\n    {first}", flush=True)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -186,6 +187,14 @@ class Dialer:
             return 0  # full: a call's end wakes the dialer
         now = time.time()
         paced, _ = self.pacer.blocked(now)
+        # Look before claiming. A claim round is a write transaction: on SQLite it takes the
+        # file's one write turn, which POST /Calls waits for; on PostgreSQL it locks rows (the
+        # candidates, the pacing buckets), which is WAL written and flushed at commit. The API wakes
+        # the dialer once per created call, so with the account paced most rounds found nothing.
+        # A plain read takes no lock; the claim reads again under its locks. (The local pacer may
+        # be behind other nodes' claims: a peek that says yes then finds nothing, which is safe.)
+        if not await self.ctx.db(partial(queue.any_queued, skip_accounts=paced), readonly=True):
+            return 0
         node = self.ctx.node_id
         tokens = self._tokens
         result: dict[str, Pacer] = {}

@@ -41,6 +41,16 @@ def queued_candidates(session: Session, limit: int, skip_accounts: Iterable[str]
     return [(r[0], r[1]) for r in session.execute(q).all()]
 
 
+def any_queued(session: Session, skip_accounts: Iterable[str] = ()) -> bool:
+    """Whether a queued top-level call waits outside skip_accounts: a plain read (no row locks),
+    for the dialer to look before it claims (which locks)."""
+    q = _candidates(1, False)
+    skip = list(skip_accounts)
+    if skip:
+        q = q.where(Call.account_sid.not_in(skip))
+    return session.execute(q).first() is not None
+
+
 @functools.cache
 def _candidates(limit: int, pg: bool) -> Select[tuple[str, str]]:
     # Built once per (limit, dialect): the dialer runs this on every wake-up, that is per commit.

@@ -53,6 +53,34 @@ async def test_calls_per_second_pacing_per_account(tmp_path) -> None:
         await server.stop(grace=2)
 
 
+async def test_a_paced_dialer_woken_by_new_calls_writes_nothing_until_it_may_dial(tmp_path) -> None:
+    """The API wakes the dialer once per created call. While the only queued call's account is
+    paced, those wake-ups must not each run a claim transaction: on SQLite every one took the
+    write turn POST /Calls waits for. They look first, with a plain read."""
+    server = await _harness(tmp_path, cps=0.25)  # one call per 4 s
+    try:
+        async with serve_app(server.account[1]) as app:  # type: ignore[index]
+            h = Harness(server, app)
+            app.twiml("/app", "<Response><Hangup/></Response>")
+            first = await h.make_call("5005550190")  # busy: claimed at once, over in a moment
+            await h.wait_final(first, 10)
+            second = await h.make_call("5005550190")  # paced: waits about 4 s for its turn
+            await asyncio.sleep(0.3)  # its creation's own wake-up has come and gone
+            writer, dialer = server.store.writer, server.dialer
+            assert dialer is not None
+            jobs = writer.jobs
+            for _ in range(40):
+                dialer.wake()
+                await asyncio.sleep(0.02)
+            assert writer.jobs == jobs, "a paced wake-up ran a write transaction"
+            assert (await h.call_json(second))["Status"] == "0"  # still queued, not lost
+            final = await h.wait_final(second, 15)
+            assert final["Status"] in ("2", "3", "4")  # dialled when its turn came
+            await h.http.aclose()
+    finally:
+        await server.stop(grace=2)
+
+
 async def test_calls_beyond_the_nodes_capacity_wait_in_the_queue(tmp_path) -> None:
     """--max-calls 2: six calls queued at once are carried two at a time, and none fails."""
     server = await _harness(tmp_path, max_calls=2)
