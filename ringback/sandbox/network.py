@@ -93,7 +93,7 @@ class SandboxNetwork:
         self.keep = keep
         self._tasks: set[asyncio.Task[Any]] = set()
         # invites.log stays open (opening it per INVITE cost more than the rest of a busy phone).
-        self._invites: Any = None
+        self._invites: int | None = None  # fd of invites.log
         # What the phones heard goes to disk on one thread of its own, fed by a queue: cheaper per
         # call than an executor job (whose completion wakes the event loop for nothing).
         self._saves: queue.SimpleQueue[tuple[str, str, np.ndarray | None] | None] = queue.SimpleQueue()
@@ -125,7 +125,7 @@ class SandboxNetwork:
             await asyncio.to_thread(self._saver.join, 10.0)
             self._saver = None
         if self._invites is not None:
-            self._invites.close()
+            os.close(self._invites)
             self._invites = None
 
     # ------------------------------------------------------------------ results
@@ -156,9 +156,10 @@ class SandboxNetwork:
         is ever dialled twice, even across restarts of ringback."""
         if self.heard_dir:
             if self._invites is None:
-                # Line-buffered: each line reaches the file (the kernel) at once, as a close did.
-                self._invites = open(self.heard_dir / "invites.log", "a", buffering=1)  # noqa: SIM115
-            self._invites.write(call_sid + "\n")
+                self._invites = os.open(self.heard_dir / "invites.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # One write(2) per line: each reaches the kernel at once (a kill -9 loses none), without
+            # a line-buffered text file's layers, which cost a busy phone 4% of the engine's CPU.
+            os.write(self._invites, (call_sid + "\n").encode())
 
     def _register(self, h: Heard) -> None:
         self.heard[h.call_sid] = h

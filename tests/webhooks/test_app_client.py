@@ -110,6 +110,9 @@ async def test_calls_sharing_one_http_client_keep_their_own_cookies(app_server: 
         await shared.aclose()
     assert [s.headers.get("cookie") for s in app_server.seen] == [None, None, "who=one", "who=two", "who=two"]
     assert not shared.cookies
+    # The shared jar is ours, which skips httpx's per-response cookie work (a later httpx that
+    # renamed the attribute shared_client sets would fail here, not silently cost CPU again).
+    assert type(shared.cookies).__name__ == "_CallCookiesOnly"
 
 
 async def test_requests_beyond_the_per_origin_cap_wait_their_turn_and_all_complete(app_server: AppServer) -> None:
