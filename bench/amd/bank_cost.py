@@ -24,6 +24,11 @@ import numpy as np  # noqa: E402
 from ringback.amd.corpus import load  # noqa: E402
 from ringback.amd.detector import Detector, DetectorBank  # noqa: E402
 from ringback.amd.params import FRAME_SAMPLES, AmdParams  # noqa: E402
+from ringback.media._blas import limit_blas_threads  # noqa: E402
+
+# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
+# spin after each call and would be counted as the detector's CPU here.
+limit_blas_threads()
 
 clips = load(args.corpus)
 sel = [clips[(i * 7) % len(clips)] for i in range(args.calls)]

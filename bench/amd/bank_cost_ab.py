@@ -23,6 +23,11 @@ import numpy as np
 
 from ringback.amd.corpus import load
 from ringback.amd.params import FRAME_SAMPLES
+from ringback.media._blas import limit_blas_threads
+
+# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
+# spin after each call and would be counted as the detector's CPU here.
+limit_blas_threads()
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """AMD benchmark: the production detector and Asterisk app_amd (defaults) on the built corpus.
 
-    python bench/amd/bench_amd.py [--corpus bench/out/amd_corpus] [--split both|all|tune|heldout|fresh|fresh2|fresh3|fresh4|fresh5]
+    python bench/amd/bench_amd.py [--corpus bench/out/amd_corpus] [--split both|all|tune|heldout|fresh|fresh2|fresh3|fresh4|fresh5|fresh6]
 
 Splits: ``tune`` (the detector was tuned on it), ``heldout`` (the first held-out split: it was
 looked at once, before the last round of tuning), ``fresh`` (a second held-out split built after
@@ -15,7 +15,10 @@ voices, rates (60-79 and 340-450 wpm), noises and beep frequencies used in no ot
 before that round's changes and after them, never tuned on), ``fresh5`` (a sixth held-out
 split, defined in the fifth round before its detector changes, with voices, noises (cafe, static,
 a siren) and beep frequencies used in no other split; run before that round's changes and after
-them, never tuned on), ``all``.
+them, never tuned on), ``fresh6`` (a seventh held-out split, defined in the sixth round before its
+detector changes, with voices, bursty noises (a dog barking, hammering, handset rustle) and beep
+frequencies used in no other split; run before that round's changes and after them, never tuned
+on), ``all``.
 
 Scoring: people (and silence: undecided counts as a person) are right unless judged machine;
 machines are right only when judged machine; fax is right when not judged human.
@@ -151,6 +154,9 @@ def evaluate(clips: list[Clip], params: AmdParams, label: str, verbose: bool = F
 def cpu_cost(clips: list[Clip], params: AmdParams, calls: int = 100) -> None:
     """End to end, as in the engine: `calls` calls' mu-law frames decoded by table (as
     MediaClock.tick does) and fed through the engine's batcher (one DetectorBank pass per tick)."""
+    from ringback.media._blas import limit_blas_threads
+
+    limit_blas_threads()  # as the engine's media clock does: idle OpenBLAS threads spin, counted as CPU
     from ringback.engine.amd_run import _AmdBatcher
     from ringback.media import g711
 
@@ -215,8 +221,9 @@ def main() -> None:
     ap.add_argument("--fresh3-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh3"))
     ap.add_argument("--fresh4-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh4"))
     ap.add_argument("--fresh5-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh5"))
+    ap.add_argument("--fresh6-corpus", type=Path, default=Path("bench/out/amd_corpus_fresh6"))
     ap.add_argument("--split", default="both",
-                    choices=["both", "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "all"])
+                    choices=["both", "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "all"])
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
@@ -233,9 +240,11 @@ def main() -> None:
         clips += _corpus(args.fresh4_corpus, "fresh4")
     if args.split in ("both", "fresh5", "all"):
         clips += _corpus(args.fresh5_corpus, "fresh5")
+    if args.split in ("both", "fresh6", "all"):
+        clips += _corpus(args.fresh6_corpus, "fresh6")
     print(f"corpus: {len(clips)} clips ({time.perf_counter() - t0:.1f} s to load/build)")
     params = AmdParams()
-    splits = ["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"] if args.split == "both" else [args.split]
+    splits = ["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"] if args.split == "both" else [args.split]
     for s in splits:
         sel = clips if s == "all" else [c for c in clips if c.split == s]
         evaluate(sel, params, s, args.verbose)

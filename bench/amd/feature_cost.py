@@ -28,6 +28,11 @@ import ringback.amd.features as cur_features
 from ringback.amd.corpus import load
 from ringback.amd.detector import _SEARCH_MARGIN, FloorTracker, spectral_floor
 from ringback.amd.params import FRAME_SAMPLES, AmdParams
+from ringback.media._blas import limit_blas_threads
+
+# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
+# spin after each call and would be counted as the detector's CPU here.
+limit_blas_threads()
 
 
 def _load(path: Path) -> ModuleType:

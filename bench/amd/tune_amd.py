@@ -5,7 +5,9 @@ then ``Detector.step`` is replayed on them with the parameters asked for.
 
 Only for trying parameters on the ``tune`` split: the held-out splits are for checking, with
 bench_amd.py (which runs the real per-frame path and is the one to quote). Feature caches live in
-bench/out/amd_features_<split>.npz and must be deleted when features.py changes.
+bench/out/amd_features8_<split>.npz and must be deleted when features.py or voicing.py changes.
+``--aug bursts knocks`` also scores the tune split with bursty noise added (bench/amd/augment.py):
+the tune split's own noises are steady, and noise bursts were the detector's weakness.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from ringback.amd.corpus import Clip
 from ringback.amd.detector import _SEARCH_MARGIN, Detector, spectral_floor
 from ringback.amd.features import frame_features
 from ringback.amd.params import FRAME_SAMPLES, AmdParams
+from ringback.amd.voicing import periodicity
 
 _DIRS = {"tune": ("bench/out/amd_corpus", "main"), "heldout": ("bench/out/amd_corpus", "main"),
          "fresh": ("bench/out/amd_corpus_fresh", "fresh"), "fresh2": ("bench/out/amd_corpus_fresh2", "fresh2"),
          "fresh3": ("bench/out/amd_corpus_fresh3", "fresh3"), "fresh4": ("bench/out/amd_corpus_fresh4", "fresh4")}
-_COLS = ("level_db", "peak_hz", "purity", "purity2", "flatness", "band_db", "band_flatness")
+_COLS = ("level_db", "peak_hz", "purity", "purity2", "flatness", "band_db", "band_flatness")  # + voicing
 
 
 def _stretched(c: Clip, factor: float) -> Clip:
@@ -46,15 +49,21 @@ def _stretched(c: Clip, factor: float) -> Clip:
     return dataclasses.replace(c, pcm=pcm, beep_end_s=sc(c.beep_end_s), greeting_end_s=sc(c.greeting_end_s))
 
 
-def features(split: str, stretch: float = 1.0) -> tuple[list[Clip], list[np.ndarray]]:
-    """The split's clips and, per clip, an (n_frames, 7) array of step() arguments."""
+def features(split: str, stretch: float = 1.0, aug: str = "") -> tuple[list[Clip], list[np.ndarray]]:
+    """The split's clips and, per clip, an (n_frames, 8) array of step() arguments (``aug``: a
+    bursty noise kind of bench/amd/augment.py added to every clip, or "")."""
     from bench.amd.bench_amd import _corpus
 
     path, which = _DIRS[split]
     clips = [c for c in _corpus(Path(path), which) if c.split == split]
     if stretch != 1.0:
         clips = [_stretched(c, stretch) for c in clips]
-    cache = Path(f"bench/out/amd_features_{split}{f'_x{stretch:g}' if stretch != 1.0 else ''}.npz")
+    if aug:
+        from bench.amd.augment import with_bursts
+
+        clips = with_bursts(clips, aug)
+    tag = (f"_x{stretch:g}" if stretch != 1.0 else "") + (f"_{aug}" if aug else "")
+    cache = Path(f"bench/out/amd_features8_{split}{tag}.npz")
     if cache.exists():
         z = np.load(cache)
         return clips, [z[f"c{i}"] for i in range(len(clips))]
@@ -66,7 +75,7 @@ def features(split: str, stretch: float = 1.0) -> tuple[list[Clip], list[np.ndar
         prev = np.concatenate([np.zeros((1, FRAME_SAMPLES), np.int16), cur[:-1]])
         f = frame_features(prev, cur, p.beep_min_hz - _SEARCH_MARGIN, p.beep_max_hz + _SEARCH_MARGIN,
                            spectral_floor(p))
-        out.append(np.stack([getattr(f, k) for k in _COLS], axis=1))
+        out.append(np.stack([*(getattr(f, k) for k in _COLS), periodicity(prev, cur)], axis=1))
     np.savez_compressed(cache, **{f"c{i}": a for i, a in enumerate(out)})
     return clips, out
 
@@ -121,6 +130,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="name=value AmdParams overrides")
     ap.add_argument("--stretch", type=float, nargs="*", default=[1.0],
                     help="also score time-stretched copies (e.g. 1.0 1.5 0.7: as spoken, slower, faster)")
+    ap.add_argument("--aug", nargs="*", default=[""], help="bursty noise kinds to add (augment.py), '' = none")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     changes: dict[str, float | int] = {}
@@ -128,9 +138,10 @@ def main() -> None:
         k, v = kv.split("=")
         changes[k] = type(getattr(AmdParams(), k))(float(v))
     for f in a.stretch:
-        clips, feats = features(a.split, f)
-        r = score(clips, feats, AmdParams().replace(**changes), a.verbose)
-        print(f"{a.split} x{f:g}", " ".join(f"{k}={v:.3f}" for k, v in r.items()))
+        for kind in a.aug:
+            clips, feats = features(a.split, f, kind)
+            r = score(clips, feats, AmdParams().replace(**changes), a.verbose)
+            print(f"{a.split} x{f:g}{'+' + kind if kind else ''}", " ".join(f"{k}={v:.3f}" for k, v in r.items()))
 
 
 if __name__ == "__main__":

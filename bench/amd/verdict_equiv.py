@@ -24,7 +24,7 @@ from ringback.amd.detector import Detector, DetectorBank
 from ringback.amd.params import FRAME_SAMPLES, AmdParams
 
 _CORPORA = ["amd_corpus", "amd_corpus_fresh", "amd_corpus_fresh2", "amd_corpus_fresh3",
-            "amd_corpus_fresh4", "amd_corpus_fresh5"]
+            "amd_corpus_fresh4", "amd_corpus_fresh5", "amd_corpus_fresh6"]
 
 State = tuple[object, ...]
 
@@ -85,7 +85,8 @@ def main() -> None:
     args = ap.parse_args()
     clips: list[Clip] = []
     for name in _CORPORA:
-        clips += load(args.out / name)
+        if (args.out / name / "labels.json").exists() or name != "amd_corpus_fresh6":
+            clips += load(args.out / name)  # (fresh6 may be missing from a baseline's checkout)
     params = AmdParams()
     single, bank = run_single(clips, params), run_bank(clips, params)
     n_ev = sum(len(s[0]) for s in single)

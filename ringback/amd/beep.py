@@ -8,7 +8,9 @@ frames; it glides, so a tone must also hold its frequency from frame to frame (b
 and a tone that starts right where speech stops must be longer and followed by quiet. A weak
 beep's peak wobbles in noise: once a tone has held beep_min_ms, one frame that jumps past
 beep_max_step_hz but stays near the tone's mean is a dropout, and the tone's ragged tail (the
-next frame, its peak smeared a few Hz) never counts as a new tone of a sequence.
+next frame, its peak smeared a few Hz) never counts as a new tone of a sequence. A beep also
+holds its level (``beep_steady_db``): a knock's or a clink's partial rings at one frequency too,
+but dies away.
 
 Two calls per frame, in this order: ``step`` (tone runs) then ``confirm`` (with the frame's raw
 speech flag, which the detector can only compute once it knows whether a tone is sounding).
@@ -29,6 +31,7 @@ class BeepTracker:
         "_run_last_hz",
         "_run_seq",
         "_run_attached",
+        "_run_levels",
         "_dropouts",
         "_cand_end",
         "_cand_hz",
@@ -51,6 +54,7 @@ class BeepTracker:
         self._run_last_hz = 0.0
         self._run_seq = False
         self._run_attached = False
+        self._run_levels: list[float] = []  # level (dBFS) of each frame the run took
         self._dropouts = 0
         self._cand_end = -1  # a finished tone waiting for confirmation
         self._cand_hz = 0.0
@@ -66,10 +70,11 @@ class BeepTracker:
         self.tone_active = False
         self.sit = False  # a special-information-tone sequence was heard
 
-    def step(self, t_ms: int, is_tone: bool, hz: float, sound_end_ms: int) -> None:
+    def step(self, t_ms: int, is_tone: bool, hz: float, sound_end_ms: int, level: float = 0.0) -> None:
         """Feed the frame that starts at ``t_ms``: extend, close or open a tone run.
 
-        ``sound_end_ms``: where the last sound that is not a tone (speech, noise bursts) ended.
+        ``sound_end_ms``: where the last sound that is not a tone (speech, noise bursts) ended;
+        ``level``: the frame's level (dBFS).
         """
         p = self._p
         self._speech_end = sound_end_ms
@@ -80,6 +85,7 @@ class BeepTracker:
                 self._run_sum += hz
                 self._run_n += 1
                 self._run_last_hz = hz
+                self._run_levels.append(level)
                 self._dropouts = 0
                 is_tone = False  # consumed
             elif self._dropouts < self._max_dropouts and (
@@ -111,6 +117,7 @@ class BeepTracker:
             self._run_last_hz = hz
             self._run_seq = seq
             self._run_attached = t_ms - self._speech_end < p.beep_min_gap_ms
+            self._run_levels = [level]
             self._dropouts = 0
         self.tone_active = self._run_start >= 0 and self._run_n >= 2
 
@@ -148,6 +155,7 @@ class BeepTracker:
             and abs(hz - p.fax_cng_hz) > p.reject_band_hz
             and abs(hz - p.fax_ced_hz) > p.reject_band_hz
             and (not self._run_attached or dur + FRAME_MS >= p.beep_attached_min_ms)
+            and self._steady()
         )
         if ok:
             self._cand_end = self._run_end
@@ -156,6 +164,14 @@ class BeepTracker:
             self._confirm_at = self._run_end + quiet
         self._run_start = -1  # _run_n stays: step() asks whether a real tone just ended
         self._dropouts = 0
+
+    def _steady(self) -> bool:
+        """The tone held its level: enough of its frames (beep_min_ms less the partial edge frame)
+        within beep_steady_db of its loudest. A ringing knock loses that much in a frame or two."""
+        p = self._p
+        levels = self._run_levels
+        top = max(levels) - p.beep_steady_db
+        return sum(lv >= top for lv in levels) * FRAME_MS >= p.beep_min_ms - FRAME_MS
 
     def _note_sequence(self, hz: float) -> None:
         # SIT: three tones of different frequencies, each 274-380 ms, back to back.

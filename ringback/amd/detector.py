@@ -24,7 +24,12 @@ How it decides (every number is an ``AmdParams`` field):
   under ``vad_voiced_max_flatness``: harmonics, which steady noise has not); frames of a sounding tone (two or more frames holding one frequency) or of a dual
   tone (``dual_tone_min_ms`` at a level steady within ``dual_tone_max_step_db``: a high voice's
   vowel has two strong harmonics too, but its level moves) are not speech; runs shorter than
-  ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged. Once speech has
+  ``min_speech_run_ms`` are ignored and gaps under ``speech_hangover_ms`` bridged. A run long
+  enough starts speech only at a voiced frame (``voicing.periodicity`` at least
+  ``vad_min_periodicity``: a pitch pulse train, which noise bursts, clicks and knocks have not), or
+  once it lasts ``vad_unvoiced_run_ms`` (whisper, creak), or when it starts within
+  ``vad_voicing_gap_ms`` of the last speech (the next word); the periodicity is measured only for
+  those onset frames, batched across calls in ``DetectorBank``. Once speech has
   started, ``vad_hold_snr_db`` over the floor continues it for up to ``vad_hold_ms`` after the
   last frame that passed the full test (word tails in noise).
 - Every pause rule is relative to the speaker's own pace, the syllable period (voiced ms per
@@ -43,7 +48,8 @@ How it decides (every number is an ``AmdParams`` field):
   No verdict from silence while a tone sounds or awaits confirmation (a late beep wins).
   Nothing heard for ``initial_silence_ms`` -> unknown; budget ``total_analysis_ms``.
 - Beeps (``beep.BeepTracker``): one pure, flat peak that holds its frequency frame to frame
-  (``beep_max_step_hz``; held vowels glide), then quiet. A tone that starts right where other
+  (``beep_max_step_hz``; held vowels glide) and its level (``beep_steady_db``; a knock's ringing
+  partial dies away), then quiet. A tone that starts right where other
   sound stops (``beep_min_gap_ms``) must be ``beep_attached_min_ms`` long and be followed by
   ``beep_attached_quiet_ms`` of quiet, so a held vowel inside the first utterance never decides.
 - For a machine it keeps listening until the beep ends (``GreetingEnd(kind="beep")``), or
@@ -61,6 +67,7 @@ from ringback.amd.beep import BeepTracker
 from ringback.amd.events import AmdEvent, AnsweredBy, GreetingEnd, Verdict
 from ringback.amd.features import FrameFeatures, fill_band_flatness, frame_features
 from ringback.amd.params import FRAME_MS, FRAME_SAMPLES, AmdParams
+from ringback.amd.voicing import periodicity
 
 _FLOOR_BLOCK = 25  # frames per block of the minimum-statistics noise floor (0.5 s; 3 blocks kept)
 _HZ_SLACK = 10.0  # frequency estimates at the band edges wobble by a few Hz
@@ -197,8 +204,9 @@ class Detector:
         """Analyse the next 20 ms (int16, 160 samples). Returns a new event, if any."""
         p = self.params
         cur = np.asarray(frame, dtype=np.int16).reshape(1, FRAME_SAMPLES)
+        prev = self._prev
         f = frame_features(
-            self._prev, cur, p.beep_min_hz - _SEARCH_MARGIN, p.beep_max_hz + _SEARCH_MARGIN,
+            prev, cur, p.beep_min_hz - _SEARCH_MARGIN, p.beep_max_hz + _SEARCH_MARGIN,
             spectral_floor(p), p.beep_min_purity, lazy_band_flatness=True,
         )
         self._prev = cur
@@ -207,8 +215,10 @@ class Detector:
             floor = self._band_floor.step(band)
             if self._needs_band_flatness(level, band, floor):
                 fill_band_flatness(f, np.zeros(1, dtype=np.intp))
+            bf = float(f.band_flatness[0])
+            voicing = float(periodicity(prev, cur)[0]) if self._needs_voicing(level, band, floor, bf) else 0.0
             self._step(level, float(f.peak_hz[0]), float(f.purity[0]), float(f.purity2[0]),
-                       float(f.flatness[0]), band, float(f.band_flatness[0]), floor)
+                       float(f.flatness[0]), band, bf, floor, voicing)
         return self.next_event()
 
     def next_event(self) -> AmdEvent | None:
@@ -230,10 +240,12 @@ class Detector:
     # --- per-frame state machine (also driven by DetectorBank) ---------------------------------
 
     def step(self, level: float, hz: float, purity: float, purity2: float, flat: float, band: float,
-             band_flat: float) -> None:
+             band_flat: float, voicing: float = 1.0) -> None:
+        """One frame's features (``voicing``: ``voicing.periodicity``, read only where
+        ``_needs_voicing``; the default passes the voicing test)."""
         if self.done:
             return
-        self._step(level, hz, purity, purity2, flat, band, band_flat, self._band_floor.step(band))
+        self._step(level, hz, purity, purity2, flat, band, band_flat, self._band_floor.step(band), voicing)
 
     def _needs_band_flatness(self, level: float, band: float, band_floor: float) -> bool:
         """Whether ``_is_voice`` may look at this frame's band flatness (given the floor including it):
@@ -243,8 +255,28 @@ class Detector:
         snr = band - band_floor
         return level >= p.vad_min_dbfs and p.vad_voiced_snr_db <= snr < p.vad_snr_db
 
+    def _needs_voicing(self, level: float, band: float, band_floor: float, band_flat: float) -> bool:
+        """Whether ``_step`` may read this frame's periodicity: only a frame that passes the voice
+        test (tones aside) and makes a run of them long enough to start speech. Speech under way,
+        quiet, and a run's first frames need none: it is measured at onsets, a few frames each."""
+        p = self.params
+        if p.vad_min_periodicity <= 0.0 or self._in_speech or level < p.vad_min_dbfs:
+            return False
+        run_ms = (self._raw_run + 1) * FRAME_MS
+        # (this frame ends at t_ms + 20 with the run one frame longer: the same start as _step sees)
+        if run_ms < p.min_speech_run_ms or run_ms >= p.vad_unvoiced_run_ms or self._close_to_speech(self.t_ms):
+            return False
+        snr = band - band_floor
+        return snr >= p.vad_snr_db or (snr >= p.vad_voiced_snr_db and band_flat <= p.vad_voiced_max_flatness)
+
+    def _close_to_speech(self, now: int) -> bool:
+        """The run of speech-like frames that ends at ``now`` starts within vad_voicing_gap_ms of
+        the last speech: the next word, which needs no voicing test (breathy voices)."""
+        last = self.last_speech_end_ms
+        return last >= 0 and now - self._raw_run * FRAME_MS - last < self.params.vad_voicing_gap_ms
+
     def _step(self, level: float, hz: float, purity: float, purity2: float, flat: float, band: float,
-              band_flat: float, band_floor: float) -> None:
+              band_flat: float, band_floor: float, voicing: float) -> None:
         """``step`` once the noise floor has taken this frame (``band_floor``)."""
         p = self.params
         t = self.t_ms
@@ -259,7 +291,7 @@ class Detector:
         )
         bt = self._beep
         if is_tone or bt._run_start >= 0:
-            bt.step(t, is_tone, hz, self._sound_end_ms)
+            bt.step(t, is_tone, hz, self._sound_end_ms, level)
         else:
             # No tone run open and no tone frame: step() would only note where sound ended
             # (tone_active is already False). Skipping the call matters: this runs per call per tick.
@@ -301,7 +333,12 @@ class Detector:
         if raw:
             self._raw_run += 1
             self._gap = 0
-            if not self._in_speech and self._raw_run * FRAME_MS >= p.min_speech_run_ms:
+            # Noise bursts pass the energy test too: a run long enough starts speech only at a voiced
+            # frame, or once it lasts longer than a burst (a voice whose pitch the test cannot follow).
+            run_ms = self._raw_run * FRAME_MS
+            if (not self._in_speech and run_ms >= p.min_speech_run_ms
+                    and (voicing >= p.vad_min_periodicity or run_ms >= p.vad_unvoiced_run_ms
+                         or self._close_to_speech(now))):
                 self._in_speech = True
                 start = now - self._raw_run * FRAME_MS
                 self.segments.append([start, -1])
@@ -472,34 +509,56 @@ class DetectorBank:
         cols = zip(levels, f.peak_hz.tolist(), f.purity.tolist(), f.purity2.tolist(), f.flatness.tolist(), bands,
                    strict=True)
         out: list[tuple[int, AmdEvent]] = []
-        # One pass: each call's noise floor, which tells whether the band flatness can matter, then
-        # its rules at once. The few calls that need the flatness wait until it is measured for all
-        # of them in one numpy pass; every other call's flatness is the lazy 1.0, which no rule reads.
+        # One pass: each call's noise floor, which tells whether the band flatness or the voicing
+        # can matter, then its rules at once. The few calls that need either wait until it is
+        # measured for all of them in one numpy pass; every other call's flatness is the lazy 1.0
+        # and its voicing 0.0, which no rule reads.
         need: list[int] = []
         need_floors: list[float] = []
+        need_flat: list[int] = []
+        maybe_voice: list[tuple[int, float]] = []  # (call, its band floor)
         # (iterating the (N, 1, 160) view hands out each call's row without Python-level slicing)
         for i, (det, (lv, hz, pu, pu2, fl, bd), row) in enumerate(zip(detectors, cols, frames[:, None, :], strict=True)):
             det._prev = row
             if det.done:
                 continue
             bfl = det._band_floor.step(bd)
-            # _needs_band_flatness, inlined: this loop runs for every call on every tick.
+            # _needs_band_flatness and (the level part of) _needs_voicing, inlined: this loop runs
+            # for every call on every tick.
             q = det.params
-            if lv >= q.vad_min_dbfs and q.vad_voiced_snr_db <= bd - bfl < q.vad_snr_db:
-                need.append(i)
-                need_floors.append(bfl)
-                continue
-            det._step(lv, hz, pu, pu2, fl, bd, 1.0, bfl)
+            if lv >= q.vad_min_dbfs and bd - bfl >= q.vad_voiced_snr_db:
+                flat = bd - bfl < q.vad_snr_db
+                voice = (q.vad_min_periodicity > 0.0 and not det._in_speech
+                         and (det._raw_run + 1) * FRAME_MS >= q.min_speech_run_ms)
+                if flat or voice:
+                    need.append(i)
+                    need_floors.append(bfl)
+                    if flat:
+                        need_flat.append(i)
+                    if voice:
+                        maybe_voice.append((i, bfl))
+                    continue
+            det._step(lv, hz, pu, pu2, fl, bd, 1.0, bfl, 0.0)
             while det._events:
                 out.append((i, det._events.popleft()))
         if need:
-            fill_band_flatness(f, np.array(need, dtype=np.intp))
+            if need_flat:
+                fill_band_flatness(f, np.array(need_flat, dtype=np.intp))
             band_flat = f.band_flatness
+            voicing = [0.0] * len(detectors)
+            if maybe_voice:
+                # Now that the flatness is known: only frames that pass the voice test need it.
+                rows = [i for i, bfl in maybe_voice
+                        if detectors[i]._needs_voicing(levels[i], bands[i], bfl, float(band_flat[i]))]
+                if rows:
+                    idx = np.array(rows, dtype=np.intp)
+                    for i, v in zip(rows, periodicity(prev[idx], frames[idx]).tolist(), strict=True):
+                        voicing[i] = v
             peak_hz, purity, purity2, flatness = f.peak_hz, f.purity, f.purity2, f.flatness
             for i, bfl in zip(need, need_floors, strict=True):
                 det = detectors[i]
                 det._step(levels[i], float(peak_hz[i]), float(purity[i]), float(purity2[i]), float(flatness[i]),
-                          bands[i], float(band_flat[i]), bfl)
+                          bands[i], float(band_flat[i]), bfl, voicing[i])
                 while det._events:
                     out.append((i, det._events.popleft()))
             out.sort(key=_FIRST)  # events in call order, as before (stable: each call's stay in order)

@@ -36,6 +36,21 @@ class AmdParams:
     """Voice must last this long before an utterance starts (clicks and pops do not)."""
     speech_hangover_ms: int = 120
     """Silence shorter than this inside speech is bridged (plosives, short gaps between syllables)."""
+    vad_min_periodicity: float = 0.35
+    """A run of speech-like frames becomes speech only at a voiced frame (but see
+    vad_unvoiced_run_ms and vad_voicing_gap_ms): its periodicity (``voicing.periodicity``: the
+    linear-prediction residual's normalised autocorrelation at a 50-400 Hz pitch lag) at least
+    this. Vowels score about 0.45-1; noise, and bursts of it (static, rustling, typing, knocks and
+    clinks, whose ringing partials the predictor takes out), about 0.1-0.35, so a noise burst is
+    neither a word nor a syllable nor a sentence. 0 turns the test off."""
+    vad_unvoiced_run_ms: int = 140
+    """A run of speech-like frames this long is speech even with no voiced frame: creaky, breathy or
+    very low voices (under 50 Hz) defeat the pitch test, and transient noise (knocks, clicks,
+    crackles, clinks) is shorter."""
+    vad_voicing_gap_ms: int = 260
+    """A run that starts this soon after the last speech is the next word and needs no voicing
+    (a breathy voice's words are weakly periodic): the test guards the pauses where noise bursts
+    would read as new sentences or as an answer, i.e. from the shortest sentence pause on."""
     vad_hold_snr_db: float = 4.0
     """Once speech has started, a frame this far above the speech band's floor continues it (a
     lower bar than vad_snr_db for starting): word tails and soft syllables in noise stay speech,
@@ -159,6 +174,10 @@ class AmdParams:
     has lasted beep_min_ms this includes a frame whose peak jumps more than beep_max_step_hz but
     stays within twice that of the tone's mean (noise pulls the interpolated peak of a weak beep;
     a glide moves away from the mean)."""
+    beep_steady_db: float = 3.0
+    """A beep holds its level: at least beep_min_ms - 20 ms of its frames are within this of its
+    loudest frame. The partials of a knock, a clink or hammering ring at one frequency as a beep
+    does, but die away (a 100 ms ring loses ~1.7 dB a frame)."""
     beep_confirm_ms: int = 80
     """Quiet after a tone before it is accepted: a different tone right after it means a sequence
     (SIT), and speech right after it means it was a held vowel."""

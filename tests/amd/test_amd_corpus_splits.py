@@ -1,4 +1,4 @@
-"""The held-out splits (fresh2..fresh5) share no voice, rate, noise kind or beep frequency (nor pitch,
+"""The held-out splits (fresh2..fresh6) share no voice, rate, noise kind or beep frequency (nor pitch,
 for fresh2) with the splits the detector was tuned or checked on (no synthesis here: the recipe's
 constants only, and the noise and time-stretch helpers)."""
 
@@ -105,7 +105,40 @@ def test_fresh5_uses_no_voice_noise_or_beep_of_the_other_splits() -> None:
         assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
 
 
-@pytest.mark.parametrize("split", ["fresh4", "fresh5"])
+def test_fresh6_uses_no_voice_noise_or_beep_of_the_other_splits() -> None:
+    earlier = ("TUNE", "HELD", "FRESH", "FRESH2", "FRESH3", "FRESH4", "FRESH5")
+    before_variants = {v.lower() for s in earlier for _, v in getattr(C, f"{s}_VOICES")}
+    assert not {v.lower() for _, v in C.FRESH6_VOICES} & before_variants
+    assert not set(C.FRESH6_NOISES) & {k for s in earlier for k in getattr(C, f"{s}_NOISES")}
+    assert not set(C.FRESH6_BEEPS) & {hz for s in earlier for hz in getattr(C, f"{s}_BEEPS")}
+    assert all(100 <= lo < hi <= 320 for lo, hi in C.FRESH6_RATE_BANDS)
+    assert C.FRESH6_SEED not in (C.SEED, C.FRESH_SEED, C.FRESH2_SEED, C.FRESH3_SEED, C.FRESH4_SEED, C.FRESH5_SEED)
+    for hz in C.FRESH6_BEEPS:
+        assert abs(hz - 1100.0) > 25.0 and abs(hz - 2100.0) > 25.0
+
+
+def test_fresh6_noises_come_in_bursts() -> None:
+    # fresh6's news is bursty noise (the detector's known weakness): loud 20 ms frames well above
+    # the noise's own median frame, not a steady level.
+    for kind in C.FRESH6_NOISES:
+        x = C._noise(kind, 6 * C.SR, -40.0, np.random.default_rng(2), C.FRESH6_VOICES)
+        fr = x.reshape(-1, 160)
+        db = 10 * np.log10((fr**2).mean(axis=1) + 1e-9)
+        assert np.percentile(db, 99) - np.median(db) > 20.0, kind
+
+
+def test_fresh6_dog_barks_are_voiced() -> None:
+    # A bark is harmonic (voiced like a syllable): its loudest frames' spectrum has a fundamental
+    # in 250-750 Hz with its second harmonic strong too.
+    x = C._noise("dog", 6 * C.SR, -30.0, np.random.default_rng(3), C.FRESH6_VOICES)
+    fr = x.reshape(-1, 320)
+    loud = fr[np.argmax((fr**2).sum(axis=1))]
+    spec = np.abs(np.fft.rfft(loud * np.hanning(320), 8000))  # 1 Hz bins
+    f0 = 250 + int(np.argmax(spec[250:750]))
+    assert spec[2 * f0 - 40 : 2 * f0 + 40].max() > 0.2 * spec[f0]
+
+
+@pytest.mark.parametrize("split", ["fresh4", "fresh5", "fresh6"])
 def test_late_splits_are_at_least_150_clips_in_the_usual_proportions(split: str) -> None:
     counts = C.COUNTS[split]
     assert sum(counts) >= 150
@@ -114,7 +147,8 @@ def test_late_splits_are_at_least_150_clips_in_the_usual_proportions(split: str)
     assert all(c * base[0] == b * counts[0] for c, b in zip(counts, base, strict=True))
 
 
-@pytest.mark.parametrize(("split", "seed", "stream"), [("fresh4", "FRESH4_SEED", 5), ("fresh5", "FRESH5_SEED", 6)])
+@pytest.mark.parametrize(("split", "seed", "stream"),
+                         [("fresh4", "FRESH4_SEED", 5), ("fresh5", "FRESH5_SEED", 6), ("fresh6", "FRESH6_SEED", 7)])
 def test_late_split_builders_draw_from_their_bands(split: str, seed: str, stream: int) -> None:
     tag = split.upper()
     b = C._Builder(split, np.random.default_rng([getattr(C, seed), stream]))
@@ -124,7 +158,7 @@ def test_late_split_builders_draw_from_their_bands(split: str, seed: str, stream
         assert any(lo <= rate < hi for lo, hi in getattr(C, f"{tag}_RATE_BANDS"))
 
 
-@pytest.mark.parametrize("split", ["fresh4", "fresh5"])
+@pytest.mark.parametrize("split", ["fresh4", "fresh5", "fresh6"])
 def test_late_split_noises_are_synthesised_at_the_asked_level(split: str) -> None:
     rng = np.random.default_rng(0)
     tag = split.upper()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ringback.amd import AmdParams, Detector, Verdict
+from tests.amd.amd_voiced import voiced_syllables as _syllables
 from tests.support.amd_signals import SR, run, sil
-from tests.support.amd_signals import syllables as _syllables
 
 RNG = np.random.default_rng(23)
 FAST, SLOW = 0.12, 0.30  # seconds per syllable burst (about 300 and 140 syllables a minute)

@@ -13,6 +13,7 @@ import pytest
 from ringback.amd import AmdParams, Detector, GreetingEnd, Verdict
 from ringback.amd.beep import BeepTracker
 from ringback.engine.amd_run import _AmdBatcher
+from tests.amd.amd_voiced import voiced
 from tests.support.amd_signals import detect
 
 SR = 8000
@@ -24,10 +25,11 @@ def sil(s: float) -> np.ndarray:
 
 
 def burst(s: float, amp: float = 3000.0) -> np.ndarray:
-    """Speech stand-in: loud broadband noise (never tonal) in 200 ms syllables with 40 ms dips,
-    so the noise floor tracker sees the quiet between them, as it does in real speech."""
+    """Speech stand-in: a voiced sound (harmonics of a gliding pitch, never tonal) in 200 ms
+    syllables with 40 ms dips, so the noise floor tracker sees the quiet between them, as it does
+    in real speech."""
     n = int(round(s * SR))
-    x = RNG.standard_normal(n) * amp
+    x = voiced(RNG, n, amp)
     syl, dip = int(0.2 * SR), int(0.04 * SR)
     for start in range(syl, n - dip, syl + dip):
         x[start : start + dip] = 0.0

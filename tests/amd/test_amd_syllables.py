@@ -11,8 +11,8 @@ import numpy as np
 from ringback.amd import AmdParams, Verdict
 from ringback.amd.detector import SyllableCounter, spectral_floor
 from ringback.amd.features import frame_features
+from tests.amd.amd_voiced import voiced_syllables as _syllables
 from tests.support.amd_signals import SR, run, sil
-from tests.support.amd_signals import syllables as _syllables
 
 RNG = np.random.default_rng(11)
 
