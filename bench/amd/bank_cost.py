@@ -19,22 +19,13 @@ ap.add_argument("--runs", type=int, default=7)
 args = ap.parse_args()
 sys.path.insert(0, str(args.root))
 
-import numpy as np  # noqa: E402
+from workload import cost_workload  # noqa: E402  (bench/amd/workload.py; limits BLAS threads)
 
-from ringback.amd.corpus import load  # noqa: E402
 from ringback.amd.detector import Detector, DetectorBank  # noqa: E402
-from ringback.amd.params import FRAME_SAMPLES, AmdParams  # noqa: E402
-from ringback.media._blas import limit_blas_threads  # noqa: E402
+from ringback.amd.params import AmdParams  # noqa: E402
 
-# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
-# spin after each call and would be counted as the detector's CPU here.
-limit_blas_threads()
-
-clips = load(args.corpus)
-sel = [clips[(i * 7) % len(clips)] for i in range(args.calls)]
-ticks = min(min(c.pcm.size for c in sel) // FRAME_SAMPLES, 250)
-pcm = np.stack([c.pcm[: ticks * FRAME_SAMPLES] for c in sel])
-frames = [np.ascontiguousarray(pcm[:, k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(ticks)]
+sel, frames = cost_workload(args.corpus, args.calls)
+ticks = len(frames)
 params = AmdParams()
 best = float("inf")
 for _ in range(args.runs):

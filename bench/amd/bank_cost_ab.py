@@ -19,15 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np
-
-from ringback.amd.corpus import load
-from ringback.amd.params import FRAME_SAMPLES
-from ringback.media._blas import limit_blas_threads
-
-# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
-# spin after each call and would be counted as the detector's CPU here.
-limit_blas_threads()
+from workload import cost_workload  # bench/amd/workload.py (limits BLAS threads)
 
 
 def main() -> None:
@@ -41,11 +33,8 @@ def main() -> None:
     new = importlib.import_module("ringback.amd.detector")
     old = importlib.import_module("ringback_orig.amd.detector")
     old_params = importlib.import_module("ringback_orig.amd.params")
-    clips = load(args.corpus)
-    sel = [clips[(i * 7) % len(clips)] for i in range(args.calls)]
-    ticks = min(min(c.pcm.size for c in sel) // FRAME_SAMPLES, 250)
-    pcm = np.stack([c.pcm[: ticks * FRAME_SAMPLES] for c in sel])
-    frames = [np.ascontiguousarray(pcm[:, k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(ticks)]
+    sel, frames = cost_workload(args.corpus, args.calls)
+    ticks = len(frames)
     sides = {"old": (old, old_params.AmdParams()), "new": (new, new.AmdParams())}
     best = {"old": float("inf"), "new": float("inf")}
     total = {"old": 0.0, "new": 0.0}

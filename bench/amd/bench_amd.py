@@ -43,6 +43,7 @@ from ringback.amd.app_amd import run_app_amd
 from ringback.amd.corpus import Clip, load_or_build
 from ringback.amd.detector import Detector, DetectorBank
 from ringback.amd.params import FRAME_SAMPLES, AmdParams
+from ringback.amd.params import frames as clip_frames
 
 
 def _corpus(path: Path, which: str) -> list[Clip]:
@@ -58,9 +59,7 @@ def _corpus(path: Path, which: str) -> list[Clip]:
 
 def run_detector(pcm: np.ndarray, params: AmdParams) -> Detector:
     det = Detector(params)
-    n = pcm.size // FRAME_SAMPLES
-    frames = pcm[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
-    for fr in frames:
+    for fr in clip_frames(pcm):
         det.feed(fr)
         if det.done:
             break

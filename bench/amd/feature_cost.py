@@ -23,16 +23,11 @@ from types import ModuleType
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
+from workload import cost_workload  # bench/amd/workload.py (limits BLAS threads)
 
 import ringback.amd.features as cur_features
-from ringback.amd.corpus import load
 from ringback.amd.detector import _SEARCH_MARGIN, FloorTracker, spectral_floor
-from ringback.amd.params import FRAME_SAMPLES, AmdParams
-from ringback.media._blas import limit_blas_threads
-
-# As in the engine (the media clock sets it): one BLAS thread. OpenBLAS's idle helper threads
-# spin after each call and would be counted as the detector's CPU here.
-limit_blas_threads()
+from ringback.amd.params import AmdParams
 
 
 def _load(path: Path) -> ModuleType:
@@ -50,11 +45,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--ab", type=Path, help="another features.py to time against this one")
     args = ap.parse_args()
-    clips = load(args.corpus)
-    sel = [clips[(i * 7) % len(clips)] for i in range(args.calls)]
-    ticks = min(min(c.pcm.size for c in sel) // FRAME_SAMPLES, 250)
-    pcm = np.stack([c.pcm[: ticks * FRAME_SAMPLES] for c in sel])
-    frames = [np.ascontiguousarray(pcm[:, k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(ticks)]
+    sel, frames = cost_workload(args.corpus, args.calls)
+    ticks = len(frames)
     p = AmdParams()
     gate = (p.beep_min_hz - _SEARCH_MARGIN, p.beep_max_hz + _SEARCH_MARGIN, spectral_floor(p), p.beep_min_purity)
     # The rows DetectorBank fills on each tick (its noise floors), worked out once.

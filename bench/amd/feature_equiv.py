@@ -36,21 +36,17 @@ import numpy as np
 from ringback.amd.corpus import load
 from ringback.amd.features import FrameFeatures, fill_band_flatness, frame_features
 from ringback.amd.params import FRAME_SAMPLES
+from ringback.amd.params import frames as clip_frames
 
 FIELDS = ("level_db", "peak_hz", "purity", "purity2", "flatness", "band_db", "band_flatness")
 _SINGLES_PER_TICK = 8
 Batch = tuple[str, np.ndarray, np.ndarray, list[int]]  # (workload, prev, cur, clip index of each row)
 
 
-def _frames(pcm: np.ndarray) -> np.ndarray:
-    n = pcm.size // FRAME_SAMPLES
-    return pcm[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
-
-
 def batches(clips: list[np.ndarray], calls: int) -> Iterator[Batch]:
     """Bank ticks of each group of ``calls`` clips, each followed by one single-call frame of the
     clips in turn (so both paths, and many batch sizes, alternate)."""
-    frames = [_frames(c) for c in clips]
+    frames = [clip_frames(c) for c in clips]
     zero = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
     singles = [(i, k) for i, f in enumerate(frames) for k in range(f.shape[0])]
     s = 0

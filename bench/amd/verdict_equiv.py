@@ -21,7 +21,8 @@ import numpy as np
 
 from ringback.amd.corpus import Clip, load
 from ringback.amd.detector import Detector, DetectorBank
-from ringback.amd.params import FRAME_SAMPLES, AmdParams
+from ringback.amd.params import AmdParams
+from ringback.amd.params import frames as clip_frames
 
 _CORPORA = ["amd_corpus", "amd_corpus_fresh", "amd_corpus_fresh2", "amd_corpus_fresh3",
             "amd_corpus_fresh4", "amd_corpus_fresh5", "amd_corpus_fresh6"]
@@ -36,16 +37,11 @@ def _state(det: Detector, events: list[object]) -> State:
             det.last_speech_end_ms, det._syl.count, tuple(map(tuple, det.segments)))
 
 
-def _frames(c: Clip) -> np.ndarray:
-    n = c.pcm.size // FRAME_SAMPLES
-    return c.pcm[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
-
-
 def run_single(clips: list[Clip], params: AmdParams) -> list[State]:
     out = []
     for c in clips:
         det, evs = Detector(params), []
-        for fr in _frames(c):
+        for fr in clip_frames(c.pcm):
             ev = det.feed(fr)
             while ev is not None:
                 evs.append(ev)
@@ -59,7 +55,7 @@ def run_single(clips: list[Clip], params: AmdParams) -> list[State]:
 
 
 def run_bank(clips: list[Clip], params: AmdParams) -> list[State]:
-    frames = [_frames(c) for c in clips]
+    frames = [clip_frames(c.pcm) for c in clips]
     dets = [Detector(params) for _ in clips]
     evs: list[list[object]] = [[] for _ in clips]
     bank = DetectorBank()

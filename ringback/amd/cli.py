@@ -16,7 +16,7 @@ import soundfile
 import soxr
 
 from ringback.amd.detector import Detector
-from ringback.amd.params import FRAME_SAMPLES, SAMPLE_RATE, AmdParams
+from ringback.amd.params import SAMPLE_RATE, AmdParams, frames
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,9 +38,8 @@ def read_8k(path: str) -> np.ndarray:
 
 def analyse(pcm: np.ndarray, params: AmdParams) -> dict[str, object]:
     det = Detector(params)
-    n = pcm.size // FRAME_SAMPLES
-    for i in range(n):
-        det.feed(pcm[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+    for frame in frames(pcm):
+        det.feed(frame)
         if det.done:
             break
     verdict = det.verdict or det.finish()

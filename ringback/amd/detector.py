@@ -266,8 +266,7 @@ class Detector:
         # (this frame ends at t_ms + 20 with the run one frame longer: the same start as _step sees)
         if run_ms < p.min_speech_run_ms or run_ms >= p.vad_unvoiced_run_ms or self._close_to_speech(self.t_ms):
             return False
-        snr = band - band_floor
-        return snr >= p.vad_snr_db or (snr >= p.vad_voiced_snr_db and band_flat <= p.vad_voiced_max_flatness)
+        return self._is_voice(level, band, band_flat, band_floor)
 
     def _close_to_speech(self, now: int) -> bool:
         """The run of speech-like frames that ends at ``now`` starts within vad_voicing_gap_ms of
@@ -418,7 +417,7 @@ class Detector:
     def _is_voice(self, level: float, band: float, band_flat: float, band_floor: float) -> bool:
         """Speech, frame by frame: loud enough overall, and the speech band clearly above its own
         noise floor, or less clearly but voiced (harmonics that no steady noise has).
-        ``_step`` has this test inlined: change both together."""
+        ``_step`` has this test inlined (it runs for every call on every tick): change both together."""
         p = self.params
         if level < p.vad_min_dbfs:
             return False

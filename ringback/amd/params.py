@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FRAME_MS = 20  # the shared media clock's tick: 160 samples at 8 kHz
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+
+
+def frames(pcm: np.ndarray) -> np.ndarray:
+    """8 kHz audio as (n, FRAME_SAMPLES) whole frames (a view; a partial last frame is dropped)."""
+    n = pcm.size // FRAME_SAMPLES
+    return pcm[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES)
 
 
 @dataclass(frozen=True, slots=True)

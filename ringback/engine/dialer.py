@@ -193,7 +193,8 @@ class Dialer:
         # the dialer once per created call, so with the account paced most rounds found nothing.
         # A plain read takes no lock; the claim reads again under its locks. (The local pacer may
         # be behind other nodes' claims: a peek that says yes then finds nothing, which is safe.)
-        if not await self.ctx.db(partial(queue.any_queued, skip_accounts=paced), readonly=True):
+        if not await self.ctx.db(partial(queue.queued_candidates, limit=1, skip_accounts=paced, lock=False),
+                                 readonly=True):
             return 0
         node = self.ctx.node_id
         tokens = self._tokens

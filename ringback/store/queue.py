@@ -30,42 +30,35 @@ from ringback.store.models import (
 DIALED_STATES = ("dialing", "ringing", "analysing", "running")
 
 
-def queued_candidates(session: Session, limit: int, skip_accounts: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(sid, account_sid) of the oldest queued top-level calls, not yet claimed."""
+def queued_candidates(
+    session: Session, limit: int, skip_accounts: Iterable[str] = (), *, lock: bool = True
+) -> list[tuple[str, str]]:
+    """(sid, account_sid) of the oldest queued top-level calls, not yet claimed. On PostgreSQL they
+    are locked for the claim (SKIP LOCKED), unless lock=False: a plain read, e.g. to look first."""
     skip = list(skip_accounts)
-    pg = session.bind is not None and session.bind.dialect.name == "postgresql"
+    for_update = lock and session.bind is not None and session.bind.dialect.name == "postgresql"
     if not skip:
         # The dialer's poll, once per wake-up: on the raw cursor (store/hot.py).
-        return [(r[0], r[1]) for r in _hot_candidates(limit, pg).execute(session, {}).fetchall()]
-    q = _candidates(limit, pg).where(Call.account_sid.not_in(skip))
+        return [(r[0], r[1]) for r in _hot_candidates(limit, for_update).execute(session, {}).fetchall()]
+    q = _candidates(limit, for_update).where(Call.account_sid.not_in(skip))
     return [(r[0], r[1]) for r in session.execute(q).all()]
 
 
-def any_queued(session: Session, skip_accounts: Iterable[str] = ()) -> bool:
-    """Whether a queued top-level call waits outside skip_accounts: a plain read (no row locks),
-    for the dialer to look before it claims (which locks)."""
-    q = _candidates(1, False)
-    skip = list(skip_accounts)
-    if skip:
-        q = q.where(Call.account_sid.not_in(skip))
-    return session.execute(q).first() is not None
-
-
 @functools.cache
-def _candidates(limit: int, pg: bool) -> Select[tuple[str, str]]:
-    # Built once per (limit, dialect): the dialer runs this on every wake-up, that is per commit.
+def _candidates(limit: int, for_update: bool) -> Select[tuple[str, str]]:
+    # Built once per (limit, locking): the dialer runs this on every wake-up, that is per commit.
     q = (
         select(Call.sid, Call.account_sid)
         .where(Call.state == "queued", Call.parent_sid.is_(None))
         .order_by(Call.date_created)
         .limit(limit)
     )
-    return q.with_for_update(skip_locked=True) if pg else q
+    return q.with_for_update(skip_locked=True) if for_update else q
 
 
 @functools.cache
-def _hot_candidates(limit: int, pg: bool) -> HotStatement:
-    return HotStatement(_candidates(limit, pg))
+def _hot_candidates(limit: int, for_update: bool) -> HotStatement:
+    return HotStatement(_candidates(limit, for_update))
 
 
 # The engine's per-call writes, built once: a statement built per call costs its construction and
